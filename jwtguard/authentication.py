@@ -1,0 +1,81 @@
+"""DRF authentication: ``Authorization: Bearer <jwt>`` -> ``(TokenUser(claims), claims)``.
+
+Thin on purpose: the header is read here, everything else is ``TokenValidator``'s. The pipeline
+``get_header -> get_raw_token -> get_validated_token -> get_user`` can be overridden step by step.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from jwtguard.bearer import bearer_token, challenge
+from jwtguard.conf import get_settings
+from jwtguard.exceptions import KEYS_UNAVAILABLE, JWTGuardError, KeySetUnavailable, TokenError
+from jwtguard.user import TokenUser
+from jwtguard.validation import AccessToken, get_validator
+
+logger = logging.getLogger("jwtguard")
+
+#: Where the middleware leaves its result, so DRF does not verify the same token twice.
+REQUEST_TOKEN_ATTRIBUTE = "_jwtguard_token"
+_REQUEST_ERROR_ATTRIBUTE = "_jwtguard_error"
+
+
+class SigningKeysUnavailable(exceptions.APIException):
+    """HTTP 503: no key set can be had, so no token can be checked; ``wait`` becomes ``Retry-After``."""
+
+    status_code = 503
+    default_detail = KEYS_UNAVAILABLE
+    default_code = "jwks_unavailable"
+
+    def __init__(self, wait: int) -> None:
+        super().__init__()
+        self.wait = wait
+
+
+class JWTAccessTokenAuthentication(BaseAuthentication):
+    """Authenticates DRF requests with JWT access tokens from the configured issuer(s)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, dict[str, Any]] | None:
+        try:
+            raw = self.get_raw_token(self.get_header(request))
+            if raw is None:
+                return None
+            token = self.get_validated_token(raw, request)
+        except TokenError as exc:
+            setattr(request, _REQUEST_ERROR_ATTRIBUTE, exc)
+            raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from exc
+        except KeySetUnavailable as exc:
+            raise SigningKeysUnavailable(exc.retry_after) from exc
+        return self.get_user(token), token.claims
+
+    def authenticate_header(self, request: Request) -> str:
+        """The RFC 6750 challenge; returning one makes DRF answer 401 rather than 403."""
+        return challenge(getattr(request, _REQUEST_ERROR_ATTRIBUTE, None))
+
+    def get_header(self, request: Request) -> str | None:
+        return request.META.get("HTTP_AUTHORIZATION")
+
+    def get_raw_token(self, header: str | None) -> str | None:
+        return bearer_token(header, strict=get_settings().strict_auth_header)
+
+    def get_validated_token(self, raw: str, request: Request | None = None) -> AccessToken:
+        cached = getattr(getattr(request, "_request", None), REQUEST_TOKEN_ATTRIBUTE, None)
+        if isinstance(cached, AccessToken) and cached.raw == raw:
+            return cached
+        try:
+            return get_validator().validate(raw)
+        except JWTGuardError:
+            raise
+        except Exception as exc:
+            # A bug of ours must not become a 500 that tells the client more than "no".
+            logger.exception("jwtguard: unexpected error while validating a token")
+            raise TokenError("unexpected validation error") from exc
+
+    def get_user(self, token: AccessToken) -> Any:
+        return TokenUser(token.claims)

@@ -1,0 +1,150 @@
+"""The shared cache as jwtguard uses it: a Django cache that may fail, backed by a process-local stand-in.
+
+When the Django cache raises (Redis down, timeouts), every operation falls through to a small in-process
+store with the same semantics (``add`` is still "set if absent", entries still expire), so locks and
+cooldowns keep working per process. The next operation tries the real cache again, so sharing resumes by
+itself when it comes back. One warning per interval, never an exception to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.core.cache import caches
+
+logger = logging.getLogger("jwtguard")
+
+WARN_INTERVAL = 60.0
+#: After a failure, how long to skip the real cache before trying it again (keeps requests fast).
+RETRY_INTERVAL = 1.0
+
+
+class _LocalStore:
+    """A minimal expiring dict with the cache API's semantics, for when the shared cache is down."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str, now: float) -> tuple[float, Any] | None:
+        item = self._data.get(key)
+        if item is not None and item[0] <= now:
+            del self._data[key]
+            return None
+        return item
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            item = self._live(key, time.monotonic())
+            return None if item is None else item[1]
+
+    def set(self, key: str, value: Any, timeout: float) -> None:
+        with self._lock:
+            self._data[key] = (time.monotonic() + timeout, value)
+
+    def add(self, key: str, value: Any, timeout: float) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if self._live(key, now) is not None:
+                return False
+            self._data[key] = (now + timeout, value)
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+class SharedCache:
+    """Get/set/add/delete on the Django cache ``alias``, never raising."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.local = _LocalStore()
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._warned_at = -WARN_INTERVAL
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_since is not None
+
+    def _backend(self) -> Any:
+        # Looked up at use time, so override_settings(CACHES=...) and test fixtures apply.
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            return None
+        return caches[self.alias]
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        self._retry_at = now + RETRY_INTERVAL
+        if now - self._warned_at >= WARN_INTERVAL:
+            self._warned_at = now
+            logger.warning(
+                "jwtguard: cache %r failed on %s (%s: %s); using this process's memory until it answers",
+                self.alias,
+                operation,
+                type(exc).__name__,
+                exc,
+            )
+
+    def _recovered(self) -> None:
+        if self._down_since is not None:
+            logger.warning(
+                "jwtguard: cache %r answers again after %.1fs",
+                self.alias,
+                time.monotonic() - self._down_since,
+            )
+            self._down_since = None
+
+    def get(self, key: str) -> Any:
+        backend = self._backend()
+        if backend is not None:
+            try:
+                value = backend.get(key)
+            except Exception as exc:
+                self._failed("get", exc)
+            else:
+                self._recovered()
+                return value
+        return self.local.get(key)
+
+    def set(self, key: str, value: Any, timeout: float) -> None:
+        # The local copy is kept too, so an outage right after a write still has the value.
+        self.local.set(key, value, timeout)
+        backend = self._backend()
+        if backend is not None:
+            try:
+                backend.set(key, value, timeout=max(1, int(timeout)))
+            except Exception as exc:
+                self._failed("set", exc)
+            else:
+                self._recovered()
+
+    def add(self, key: str, value: Any, timeout: float) -> bool:
+        backend = self._backend()
+        if backend is not None:
+            try:
+                added = bool(backend.add(key, value, timeout=max(1, int(timeout))))
+            except Exception as exc:
+                self._failed("add", exc)
+            else:
+                self._recovered()
+                return added
+        return self.local.add(key, value, timeout)
+
+    def delete(self, key: str) -> None:
+        self.local.delete(key)
+        backend = self._backend()
+        if backend is not None:
+            try:
+                backend.delete(key)
+            except Exception as exc:
+                self._failed("delete", exc)
+            else:
+                self._recovered()

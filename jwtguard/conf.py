@@ -1,0 +1,259 @@
+"""The ``JWTGUARD`` settings, read once into frozen typed objects and re-read when they change."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+SETTINGS_NAME = "JWTGUARD"
+
+#: Algorithms a key set can serve (asymmetric only: a JWKS publishes public keys).
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+#: Keys that may be given per issuer (at the top level, or in each ``ISSUERS`` entry).
+ISSUER_DEFAULTS: dict[str, Any] = {
+    "ISSUER": None,
+    "AUDIENCE": None,
+    "JWKS_URL": None,
+    "ALGORITHMS": ["RS256"],
+    "CACHE_ALIAS": "default",
+    "JWKS_CACHE_TTL": 600,
+    "JWKS_REFRESH_COOLDOWN": 30,
+    "JWKS_MAX_STALE": 86400,
+    "JWKS_L1_RECHECK": 5,
+    "JWKS_MAX_BYTES": 256 * 1024,
+    "HTTP_TIMEOUT": 5,
+    "LEEWAY": 60,
+    "REQUIRED_CLAIMS": [],
+    "TOKEN_TYPE": None,
+}
+
+#: Keys that apply to the whole deployment.
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "STRICT_AUTH_HEADER": False,
+    "ISSUERS": [],
+    "MAX_TOKEN_BYTES": 8 * 1024,
+    "USER_RESOLVER": None,
+    "SCOPE_CLAIMS": ["scope", "scp"],
+}
+
+KNOWN_KEYS = frozenset(ISSUER_DEFAULTS) | frozenset(GLOBAL_DEFAULTS)
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """Everything jwtguard needs to accept tokens from one issuer."""
+
+    issuer: str
+    audience: tuple[str, ...]
+    jwks_url: str | None
+    algorithms: tuple[str, ...]
+    cache_alias: str
+    jwks_cache_ttl: float
+    jwks_refresh_cooldown: float
+    jwks_max_stale: float
+    jwks_l1_recheck: float
+    jwks_max_bytes: int
+    http_timeout: float
+    leeway: float
+    required_claims: tuple[str, ...]
+    token_type: str | None
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True)
+class JWTGuardSettings:
+    """The whole ``JWTGUARD`` setting, validated."""
+
+    issuers: tuple[IssuerConfig, ...]
+    strict_auth_header: bool
+    max_token_bytes: int
+    user_resolver: str | None
+    scope_claims: tuple[str, ...]
+
+    def issuer_for(self, iss: object) -> IssuerConfig | None:
+        """The issuer a token is routed to: the only one, or the one whose ``ISSUER`` equals ``iss``."""
+        if len(self.issuers) == 1:
+            return self.issuers[0]
+        for config in self.issuers:
+            if config.issuer == iss:
+                return config
+        return None
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fail(key: str, problem: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{SETTINGS_NAME}[{key!r}] {problem}")
+
+
+def _number(values: Mapping[str, Any], key: str, *, minimum: float = 0) -> float:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise _fail(key, f"must be a number of seconds >= {minimum}, not {value!r}.")
+    return float(value)
+
+
+def _strings(values: Mapping[str, Any], key: str, *, allow_single: bool) -> tuple[str, ...]:
+    value = values[key]
+    if allow_single and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(key, f"must be a list of non-empty strings, not {value!r}.")
+    return tuple(value)
+
+
+def _url(values: Mapping[str, Any], key: str) -> str | None:
+    value = values[key]
+    if value is None:
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+        raise _fail(key, f"must be an http(s) URL, not {value!r}.")
+    return value
+
+
+def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
+    unknown = set(values) - set(ISSUER_DEFAULTS)
+    if unknown:
+        raise _fail(where, f"has unknown keys {sorted(unknown)}; known keys are {sorted(ISSUER_DEFAULTS)}.")
+    merged = {**ISSUER_DEFAULTS, **values}
+    issuer = merged["ISSUER"]
+    if not isinstance(issuer, str) or not issuer:
+        raise _fail("ISSUER", "is required: the exact `iss` value of the tokens to accept.")
+    if merged["AUDIENCE"] is None:
+        raise _fail("AUDIENCE", f"is required for issuer {issuer!r}: the `aud` your API is known by.")
+    audience = _strings(merged, "AUDIENCE", allow_single=True)
+    if not audience:
+        raise _fail("AUDIENCE", "must name at least one audience.")
+    algorithms = _strings(merged, "ALGORITHMS", allow_single=False)
+    if not algorithms:
+        raise _fail("ALGORITHMS", "must allow at least one algorithm.")
+    for alg in algorithms:
+        if alg.lower() == "none":
+            raise _fail("ALGORITHMS", "must not contain 'none': unsigned tokens are never accepted.")
+        if alg.upper().startswith("HS"):
+            raise _fail(
+                "ALGORITHMS",
+                f"must not contain {alg!r}: keys come from a JWKS of public keys, and an HMAC algorithm "
+                "there lets anyone who has the public key forge tokens.",
+            )
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise _fail("ALGORITHMS", f"contains unsupported {alg!r}; use some of {sorted(ASYMMETRIC_ALGORITHMS)}.")
+    cache_alias = merged["CACHE_ALIAS"]
+    if not isinstance(cache_alias, str) or not cache_alias:
+        raise _fail("CACHE_ALIAS", f"must name a cache in settings.CACHES, not {cache_alias!r}.")
+    token_type = merged["TOKEN_TYPE"]
+    if token_type is not None and (not isinstance(token_type, str) or not token_type):
+        raise _fail("TOKEN_TYPE", f"must be None or a string such as 'at+jwt', not {token_type!r}.")
+    max_bytes = merged["JWKS_MAX_BYTES"]
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise _fail("JWKS_MAX_BYTES", f"must be an integer of at least 1024, not {max_bytes!r}.")
+    return IssuerConfig(
+        issuer=issuer,
+        audience=audience,
+        jwks_url=_url(merged, "JWKS_URL"),
+        algorithms=algorithms,
+        cache_alias=cache_alias,
+        jwks_cache_ttl=_number(merged, "JWKS_CACHE_TTL", minimum=1),
+        jwks_refresh_cooldown=_number(merged, "JWKS_REFRESH_COOLDOWN"),
+        jwks_max_stale=_number(merged, "JWKS_MAX_STALE"),
+        jwks_l1_recheck=_number(merged, "JWKS_L1_RECHECK"),
+        jwks_max_bytes=max_bytes,
+        http_timeout=_number(merged, "HTTP_TIMEOUT", minimum=0.01),
+        leeway=_number(merged, "LEEWAY"),
+        required_claims=_strings(merged, "REQUIRED_CLAIMS", allow_single=False),
+        token_type=token_type,
+    )
+
+
+def parse_settings(raw: object) -> JWTGuardSettings:
+    """Validate a ``JWTGUARD`` dict; raise ``ImproperlyConfigured`` naming the offending key."""
+    if not isinstance(raw, Mapping):
+        raise ImproperlyConfigured(f"settings.{SETTINGS_NAME} must be a dict, not {type(raw).__name__}.")
+    unknown = set(raw) - KNOWN_KEYS
+    if unknown:
+        raise _fail(sorted(unknown)[0], f"is not a jwtguard setting; known keys are {sorted(KNOWN_KEYS)}.")
+    merged = {**GLOBAL_DEFAULTS, **raw}
+    shared = {k: v for k, v in raw.items() if k in ISSUER_DEFAULTS}
+    entries = merged["ISSUERS"]
+    if not isinstance(entries, (list, tuple)):
+        raise _fail("ISSUERS", "must be a list of dicts, one per issuer.")
+    if entries:
+        if "ISSUER" in raw:
+            raise _fail("ISSUER", "and ISSUERS cannot both be set; put every issuer in ISSUERS.")
+        issuers = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, Mapping):
+                raise _fail("ISSUERS", f"entry {index} must be a dict, not {type(entry).__name__}.")
+            issuers.append(_issuer_config({**shared, **entry}, f"ISSUERS[{index}]"))
+        names = [c.issuer for c in issuers]
+        if len(set(names)) != len(names):
+            raise _fail("ISSUERS", "names the same ISSUER twice.")
+    else:
+        issuers = [_issuer_config(shared, SETTINGS_NAME)]
+    max_token = merged["MAX_TOKEN_BYTES"]
+    if isinstance(max_token, bool) or not isinstance(max_token, int) or max_token < 256:
+        raise _fail("MAX_TOKEN_BYTES", f"must be an integer of at least 256, not {max_token!r}.")
+    resolver = merged["USER_RESOLVER"]
+    if resolver is not None and not isinstance(resolver, str):
+        raise _fail("USER_RESOLVER", "must be a dotted path to a callable, or None.")
+    return JWTGuardSettings(
+        issuers=tuple(issuers),
+        strict_auth_header=bool(merged["STRICT_AUTH_HEADER"]),
+        max_token_bytes=max_token,
+        user_resolver=resolver,
+        scope_claims=_strings(merged, "SCOPE_CLAIMS", allow_single=False),
+    )
+
+
+_reset_callbacks: list[Callable[[], None]] = []
+
+
+def on_reset(callback: Callable[[], None]) -> Callable[[], None]:
+    """Register ``callback`` to drop objects derived from the settings when they change."""
+    _reset_callbacks.append(callback)
+    return callback
+
+
+@functools.cache
+def get_settings() -> JWTGuardSettings:
+    """The validated ``JWTGUARD`` setting; read on first use, never at import time."""
+    from django.conf import settings
+
+    return parse_settings(getattr(settings, SETTINGS_NAME, {}))
+
+
+def reset() -> None:
+    get_settings.cache_clear()
+    for callback in _reset_callbacks:
+        callback()
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTINGS_NAME, "CACHES"):
+        reset()
+
+
+# Connected at import (not in AppConfig.ready) so that override_settings works even for projects
+# that use the DRF class without adding jwtguard to INSTALLED_APPS.
+setting_changed.connect(_setting_changed, dispatch_uid="jwtguard.conf.setting_changed")

@@ -1,0 +1,167 @@
+"""What can go wrong: a ``TokenError`` tree for the token's faults, a ``KeySetError`` tree for ours.
+
+Every class carries a stable snake_case ``code`` (API, like DRF's codes) and a user-safe ``detail``;
+diagnostics belong in the log, never in ``detail``.
+"""
+
+from __future__ import annotations
+
+NOT_PRESENT = "Authorization header is not present"
+NOT_BEARER = "Authorization header must start with Bearer followed by its token"
+NOT_A_JWT = "Bearer does not contain a valid JWT"
+NO_VALID_KID = "JWT does not have a valid Key ID"
+INVALID = "Bearer token is invalid"
+KEYS_UNAVAILABLE = "signing keys unavailable — the token is not at fault"
+
+
+class JWTGuardError(Exception):
+    """Root of every exception jwtguard raises on purpose."""
+
+    code = "jwtguard_error"
+    detail = INVALID
+
+    def __init__(self, reason: str = "") -> None:
+        # ``reason`` is for logs and developers; ``detail`` is what a client may see.
+        super().__init__(reason or self.detail)
+        self.reason = reason or self.detail
+
+
+class TokenError(JWTGuardError):
+    """Raised when a presented token must be refused (HTTP 401)."""
+
+    code = "invalid_token"
+
+
+class AuthorizationHeaderMissing(TokenError):
+    """Raised when there is no Authorization header and one is required."""
+
+    code = "authorization_header_missing"
+    detail = NOT_PRESENT
+
+
+class AuthorizationHeaderInvalid(TokenError):
+    """Raised when the Authorization header is not ``Bearer <token>``."""
+
+    code = "authorization_header_invalid"
+    detail = NOT_BEARER
+
+
+class MalformedToken(TokenError):
+    """Raised when the bearer value is not a well-formed signed JWT (JWS compact serialization)."""
+
+    code = "malformed_token"
+    detail = NOT_A_JWT
+
+
+class TokenTooLarge(MalformedToken):
+    """Raised when the token is over ``MAX_TOKEN_BYTES``; nothing of it is decoded."""
+
+    code = "token_too_large"
+
+
+class UnknownKeyId(TokenError):
+    """Raised when the key set has no usable key for the token's ``kid``, even after an allowed refresh."""
+
+    code = "unknown_kid"
+    detail = NO_VALID_KID
+
+
+class MissingKeyId(UnknownKeyId):
+    """Raised when the token's header has no usable ``kid``; never causes a key set refresh."""
+
+    code = "missing_kid"
+
+
+class InvalidToken(TokenError):
+    """Raised when a well-formed token fails verification; subclasses name the check."""
+
+    detail = INVALID
+
+
+class UnknownIssuer(InvalidToken):
+    """Raised when, with several issuers configured, the token's ``iss`` names none of them."""
+
+    code = "unknown_issuer"
+
+
+class AlgorithmNotAllowed(InvalidToken):
+    """Raised when the header's ``alg`` is not allowed, or does not fit the key."""
+
+    code = "algorithm_not_allowed"
+
+
+class UnsupportedHeader(InvalidToken):
+    """Raised when the header asks for something jwtguard never honours (``crit``, ``b64``)."""
+
+    code = "unsupported_header"
+
+
+class InvalidTokenType(InvalidToken):
+    """Raised when ``TOKEN_TYPE`` is set and the header's ``typ`` does not match it."""
+
+    code = "invalid_token_type"
+
+
+class InvalidSignature(InvalidToken):
+    """Raised when the signature does not verify with the key named by ``kid``."""
+
+    code = "invalid_signature"
+
+
+class TokenExpired(InvalidToken):
+    """Raised when ``exp`` is in the past (beyond ``LEEWAY``)."""
+
+    code = "token_expired"
+
+
+class TokenNotYetValid(InvalidToken):
+    """Raised when ``nbf``, or ``iat``, is in the future (beyond ``LEEWAY``)."""
+
+    code = "token_not_yet_valid"
+
+
+class InvalidIssuer(InvalidToken):
+    """Raised when ``iss`` is not exactly the configured ``ISSUER``."""
+
+    code = "invalid_issuer"
+
+
+class InvalidAudience(InvalidToken):
+    """Raised when ``aud`` names none of the configured audiences."""
+
+    code = "invalid_audience"
+
+
+class MissingClaim(InvalidToken):
+    """Raised when a required claim (``exp``, ``aud``, or one of ``REQUIRED_CLAIMS``) is absent."""
+
+    code = "missing_claim"
+
+
+class InvalidClaim(InvalidToken):
+    """Raised when a registered claim has the wrong JSON type (``exp`` as a string, ``sub`` as a number)."""
+
+    code = "invalid_claim"
+
+
+class KeySetError(JWTGuardError):
+    """Root of the problems on our side of the exchange: the key set, its endpoint, the cache."""
+
+    code = "jwks_error"
+    detail = KEYS_UNAVAILABLE
+
+
+class FetchError(KeySetError):
+    """Raised when an HTTP fetch (JWKS or discovery) fails: network, status, size, JSON or policy."""
+
+    code = "jwks_fetch_failed"
+
+
+class KeySetUnavailable(KeySetError):
+    """Raised when no usable key set can be had: never fetched, and the issuer cannot give one (HTTP 503)."""
+
+    code = "jwks_unavailable"
+
+    def __init__(self, reason: str = "", retry_after: int = 30) -> None:
+        super().__init__(reason)
+        self.retry_after = max(1, int(retry_after))

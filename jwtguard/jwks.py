@@ -1,0 +1,552 @@
+"""``KeyProvider``: the issuer's signing keys, fetched once per TTL for the whole deployment.
+
+Three layers, each consulted only when the one before cannot answer:
+
+* L1, this process: the parsed keys of the shared entry it last read. Rechecked against L2 at most every
+  ``JWKS_L1_RECHECK`` seconds, so steady-state requests do no I/O at all.
+* L2, the Django cache (Redis in production): one entry per JWKS URL holding the raw key set,
+  ``fetched_at`` and validators (ETag, Last-Modified). Kept for ``JWKS_MAX_STALE`` past its freshness so an
+  old copy survives an issuer outage.
+* The issuer, over HTTP, by one process at a time cluster-wide: ``cache.add`` of a lock key picks the
+  fetcher; the others keep serving what they have, or wait a bounded time when they have nothing.
+
+Unknown ``kid``: look in L2 first, then refresh only if the cluster-wide cooldown key can be added, so a
+flood of forged kids costs at most one fetch per ``JWKS_REFRESH_COOLDOWN`` for the whole deployment.
+Failed fetches never remove a cached key set; they arm an exponential backoff shared by every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jwt.algorithms import get_default_algorithms
+from jwt.exceptions import PyJWTError
+
+from jwtguard import signals
+from jwtguard.cache import SharedCache
+from jwtguard.conf import IssuerConfig, on_reset
+from jwtguard.exceptions import AlgorithmNotAllowed, FetchError, KeySetUnavailable, UnknownKeyId
+from jwtguard.fetch import FetchResult, discover_jwks_url, fetch_json
+
+logger = logging.getLogger("jwtguard")
+
+ENTRY_VERSION = 1
+MIN_RSA_BITS = 2048
+MAX_KEYS = 100
+#: Share of the freshness after which one process refreshes ahead of expiry.
+REFRESH_AHEAD_AT = 0.8
+#: How often a process waiting for another's fetch looks at the shared entry.
+POLL_INTERVAL = 0.05
+MAX_BACKOFF = 300.0
+_PENDING, _DONE = "pending", "done"
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+_ALGORITHMS = get_default_algorithms()
+_KTY_ALGORITHMS: dict[tuple[str, str | None], frozenset[str]] = {
+    ("RSA", None): frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}),
+    ("EC", "P-256"): frozenset({"ES256"}),
+    ("EC", "P-384"): frozenset({"ES384"}),
+    ("EC", "P-521"): frozenset({"ES512"}),
+    ("OKP", "Ed25519"): frozenset({"EdDSA"}),
+    ("OKP", "Ed448"): frozenset({"EdDSA"}),
+}
+_ALGORITHM_FOR_KTY = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    """One public key from the key set, with the algorithms it may verify."""
+
+    kid: str
+    kty: str
+    algorithms: frozenset[str]
+    key: Any = field(repr=False)
+
+    def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
+        return bool(_ALGORITHMS[alg].verify(signing_input, self.key, signature))
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The parsed keys of one shared entry, and when that entry stops being fresh and usable."""
+
+    keys: Mapping[str, tuple[VerificationKey, ...]]
+    document: Mapping[str, Any] = field(repr=False)
+    url: str
+    fetched_at: float
+    fresh_for: float
+    max_stale: float
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def fresh_until(self) -> float:
+        return self.fetched_at + self.fresh_for
+
+    @property
+    def stale_until(self) -> float:
+        return self.fresh_until + self.max_stale
+
+    def find(self, kid: str, alg: str) -> VerificationKey | None:
+        """The key for ``kid`` that can verify ``alg``; None for an unknown kid."""
+        candidates = self.keys.get(kid)
+        if not candidates:
+            return None
+        for candidate in candidates:
+            if alg in candidate.algorithms:
+                return candidate
+        raise AlgorithmNotAllowed(f"key {kid!r} cannot verify {alg}")
+
+    def to_entry(self) -> dict[str, Any]:
+        return {
+            "v": ENTRY_VERSION,
+            "url": self.url,
+            "jwks": dict(self.document),
+            "fetched_at": self.fetched_at,
+            "fresh_for": self.fresh_for,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+        }
+
+
+def parse_jwks(
+    document: Mapping[str, Any], allowed: tuple[str, ...], *, source: str
+) -> dict[str, tuple[VerificationKey, ...]]:
+    """The usable signature keys of a JWKS, by kid. Everything else is skipped, with a log line saying why."""
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        raise FetchError(f"{source}: key set has no 'keys' list")
+    keys: dict[str, list[VerificationKey]] = {}
+    for index, jwk in enumerate(entries[: MAX_KEYS * 4]):
+        if not isinstance(jwk, dict):
+            logger.warning("jwtguard: %s: key %d is not an object; skipped", source, index)
+            continue
+        key = _parse_key(jwk, allowed, source=source, index=index)
+        if key is not None:
+            keys.setdefault(key.kid, []).append(key)
+            if sum(len(v) for v in keys.values()) >= MAX_KEYS:
+                logger.warning("jwtguard: %s: more than %d usable keys; the rest are skipped", source, MAX_KEYS)
+                break
+    for kid, same in keys.items():
+        if len(same) > 1:
+            logger.warning("jwtguard: %s: %d keys share kid %r; each is tried by algorithm", source, len(same), kid)
+    return {kid: tuple(same) for kid, same in keys.items()}
+
+
+def _parse_key(jwk: dict[str, Any], allowed: tuple[str, ...], *, source: str, index: int) -> VerificationKey | None:
+    kid, kty = jwk.get("kid"), jwk.get("kty")
+    label = f"{source}: key {index} (kid {kid!r})"
+    if not isinstance(kid, str) or not kid:
+        logger.info("jwtguard: %s has no kid; skipped (tokens must name their key)", label)
+        return None
+    if _PRIVATE_MEMBERS & jwk.keys():
+        logger.error("jwtguard: %s publishes PRIVATE key material; the key is not used. Rotate it now.", label)
+        return None
+    if jwk.get("use", "sig") != "sig":
+        return None
+    key_ops = jwk.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        return None
+    crv = jwk.get("crv") if kty in ("EC", "OKP") else None
+    if not isinstance(kty, str) or not (crv is None or isinstance(crv, str)):
+        return None
+    can_do = _KTY_ALGORITHMS.get((kty, crv))
+    if can_do is None:
+        logger.info("jwtguard: %s has unsupported kty/crv %r/%r; skipped", label, kty, crv)
+        return None
+    declared = jwk.get("alg")
+    if declared is not None:
+        can_do = can_do & {declared} if isinstance(declared, str) else frozenset()
+    usable = can_do & frozenset(allowed)
+    if not usable:
+        return None
+    try:
+        key = _ALGORITHMS[_ALGORITHM_FOR_KTY[kty]].from_jwk(jwk)
+    except (PyJWTError, ValueError, TypeError, KeyError, OverflowError) as exc:
+        logger.warning("jwtguard: %s cannot be loaded (%s); skipped", label, exc)
+        return None
+    if kty == "RSA" and key.key_size < MIN_RSA_BITS:
+        logger.warning("jwtguard: %s is a %d-bit RSA key, under %d; skipped", label, key.key_size, MIN_RSA_BITS)
+        return None
+    return VerificationKey(kid=kid, kty=kty, algorithms=usable, key=key)
+
+
+class KeyProvider:
+    """The signing keys of one issuer, shared through the cache by every worker and pod.
+
+    One instance per issuer per process (see ``get_provider``); thread-safe.
+    """
+
+    def __init__(self, config: IssuerConfig) -> None:
+        self.config = config
+        self.cache = SharedCache(config.cache_alias)
+        digest = hashlib.sha256((config.jwks_url or config.issuer).encode()).hexdigest()[:32]
+        base = f"jwtguard:jwks:v{ENTRY_VERSION}:{digest}"
+        self.entry_key = base
+        self.lock_key = f"{base}:lock"
+        self.cooldown_key = f"{base}:cooldown"
+        self.backoff_key = f"{base}:backoff"
+        self.failures_key = f"{base}:failures"
+        self.discovery_key = f"jwtguard:discovery:v1:{digest}"
+        self.stats: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self._keyset: KeySet | None = None
+        self._checked_at = float("-inf")
+        self._ahead_for: float | None = None
+        self._adopt_lock = threading.Lock()
+
+    # -- public ---------------------------------------------------------------------------------------
+
+    def get_key(self, kid: str, alg: str) -> VerificationKey:
+        """The key for ``kid`` and ``alg``, refreshing the key set once if the kid is new and the cooldown allows.
+
+        Raises ``UnknownKeyId`` when the kid is still unknown, ``AlgorithmNotAllowed`` when its key cannot
+        verify ``alg``, and ``KeySetUnavailable`` when no key set can be had at all.
+        """
+        keyset = self.usable_keyset()
+        key = keyset.find(kid, alg)
+        if key is None:
+            keyset = self._refresh_for_unknown_kid(kid, keyset)
+            key = keyset.find(kid, alg)
+        if key is None:
+            raise UnknownKeyId(f"no key {kid!r} in the key set of {self.config.issuer}")
+        return key
+
+    def peek(self, kid: str, alg: str) -> VerificationKey | None:
+        """The key, if this process can answer without any I/O right now; else None (the caller then
+        calls ``get_key`` off the event loop)."""
+        keyset = self._keyset
+        if keyset is None or not self._l1_current(keyset, time.time()):
+            return None
+        return keyset.find(kid, alg)
+
+    def current(self) -> KeySet | None:
+        """What this process holds, after a look at the shared entry (for status pages and probes)."""
+        self._adopt(self.cache.get(self.entry_key))
+        return self._keyset
+
+    def refresh(self, reason: str = "manual") -> KeySet:
+        """Fetch now, bypassing freshness (deploy hooks, readiness). Raises ``KeySetUnavailable`` on failure."""
+        keyset = self._refresh(reason, self.current(), force=True)
+        if keyset is None:
+            raise KeySetUnavailable(self.last_error or "no key set", retry_after=self._retry_after())
+        return keyset
+
+    def usable_keyset(self) -> KeySet:
+        """A key set fit to verify with: fresh, or stale within ``JWKS_MAX_STALE`` while the issuer fails."""
+        now = time.time()
+        keyset = self._keyset
+        if keyset is not None and self._l1_current(keyset, now):
+            self.stats["l1_hits"] += 1
+            if now >= keyset.fetched_at + keyset.fresh_for * REFRESH_AHEAD_AT:
+                self._refresh_ahead(keyset)
+            return keyset
+        keyset = self._adopt(self.cache.get(self.entry_key))
+        self.stats["l2_reads"] += 1
+        if keyset is not None and now < keyset.fresh_until:
+            return keyset
+        keyset = self._refresh("cold" if keyset is None else "expired", keyset)
+        if keyset is not None and now < keyset.stale_until:
+            if now >= keyset.fresh_until:
+                self.stats["stale_served"] += 1
+            return keyset
+        raise KeySetUnavailable(
+            f"no key set for {self.config.issuer}: {self.last_error or 'never fetched'}",
+            retry_after=self._retry_after(),
+        )
+
+    # -- L1 / L2 --------------------------------------------------------------------------------------
+
+    def _l1_current(self, keyset: KeySet, now: float) -> bool:
+        return now < keyset.fresh_until and time.monotonic() - self._checked_at < self.config.jwks_l1_recheck
+
+    def _adopt(self, entry: Any) -> KeySet | None:
+        """Make a shared entry this process's L1 (parsing only when it changed); returns the L1 key set."""
+        with self._adopt_lock:
+            current = self._keyset
+            self._checked_at = time.monotonic()
+            if not _is_entry(entry):
+                if entry is None and current is not None:
+                    # The shared entry is gone (evicted, or a Redis restart): give it back without a fetch.
+                    self.cache.add(self.entry_key, current.to_entry(), self._entry_timeout(current.fresh_for))
+                return current
+            if current is not None and entry["fetched_at"] == current.fetched_at:
+                return current
+            if current is not None and entry["fetched_at"] < current.fetched_at:
+                return current
+            try:
+                keys = parse_jwks(entry["jwks"], self.config.algorithms, source=entry["url"])
+            except FetchError:
+                return current
+            if not keys:
+                return current
+            self._keyset = KeySet(
+                keys=keys,
+                document=entry["jwks"],
+                url=entry["url"],
+                fetched_at=entry["fetched_at"],
+                fresh_for=entry["fresh_for"],
+                max_stale=self.config.jwks_max_stale,
+                etag=entry.get("etag"),
+                last_modified=entry.get("last_modified"),
+            )
+            return self._keyset
+
+    def _entry_timeout(self, fresh_for: float) -> float:
+        return fresh_for + self.config.jwks_max_stale
+
+    # -- refresh ---------------------------------------------------------------------------------------
+
+    def _refresh(
+        self, reason: str, current: KeySet | None, *, kid: str | None = None, force: bool = False
+    ) -> KeySet | None:
+        """Single-flight refresh; returns the best key set this process then has (possibly ``current``)."""
+        if not force and self.cache.get(self.backoff_key) is not None:
+            return current
+        token = uuid.uuid4().hex
+        if not self.cache.add(self.lock_key, token, self._lock_timeout()):
+            if current is not None and kid is None and not force:
+                return current
+            return self._wait_for_update(current, kid)
+        try:
+            # Another process may have finished a fetch between our read and our lock.
+            shared = self._adopt(self.cache.get(self.entry_key))
+            if (
+                not force
+                and shared is not None
+                and (current is None or shared.fetched_at > current.fetched_at)
+                and time.time() < shared.fresh_until
+                and (kid is None or kid in shared.keys)
+            ):
+                return shared
+            return self._fetch_and_store(reason, shared or current)
+        finally:
+            if self.cache.get(self.lock_key) == token:
+                self.cache.delete(self.lock_key)
+
+    def _refresh_for_unknown_kid(self, kid: str, keyset: KeySet) -> KeySet:
+        shared = self._adopt(self.cache.get(self.entry_key)) or keyset
+        if kid in shared.keys:
+            return shared
+        cooldown = self.config.jwks_refresh_cooldown
+        if cooldown > 0 and not self.cache.add(self.cooldown_key, _PENDING, cooldown):
+            if self.cache.get(self.cooldown_key) == _PENDING:
+                # Someone is fetching for an unknown kid right now: perhaps this very one.
+                return self._wait_for_update(shared, kid) or shared
+            self.stats["unknown_kid_refused"] += 1
+            return shared
+        started = time.time()
+        try:
+            return self._refresh("unknown_kid", shared, kid=kid) or shared
+        finally:
+            if cooldown > 0:
+                left = cooldown - (time.time() - started)
+                if left >= 1:
+                    self.cache.set(self.cooldown_key, _DONE, left)
+                else:
+                    self.cache.delete(self.cooldown_key)
+
+    def _wait_for_update(self, current: KeySet | None, kid: str | None) -> KeySet | None:
+        """Wait, bounded, for another process's fetch to land in the shared entry."""
+        deadline = time.monotonic() + self._lock_timeout()
+        baseline = current.fetched_at if current is not None else None
+        while time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+            entry = self.cache.get(self.entry_key)
+            if _is_entry(entry) and (baseline is None or entry["fetched_at"] > baseline):
+                return self._adopt(entry)
+            if self.cache.get(self.lock_key) is None and (kid is None or self.cache.get(self.cooldown_key) != _PENDING):
+                return self._adopt(self.cache.get(self.entry_key))
+        return self._keyset or current
+
+    def _refresh_ahead(self, keyset: KeySet) -> None:
+        if self._ahead_for == keyset.fetched_at:
+            return
+        self._ahead_for = keyset.fetched_at
+        threading.Thread(
+            target=self._refresh_in_background, args=(keyset,), name="jwtguard-refresh-ahead", daemon=True
+        ).start()
+
+    def _refresh_in_background(self, keyset: KeySet) -> None:
+        try:
+            self._refresh("refresh_ahead", keyset)
+        except Exception:  # pragma: no cover - a background thread must never die noisily
+            logger.exception("jwtguard: refresh-ahead for %s failed", self.config.issuer)
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+
+    def _lock_timeout(self) -> float:
+        # Discovery and JWKS each get HTTP_TIMEOUT; a crashed fetcher's lock expires after that.
+        return 2 * self.config.http_timeout + 1
+
+    def _jwks_url(self) -> str:
+        if self.config.jwks_url:
+            return self.config.jwks_url
+        cached = self.cache.get(self.discovery_key)
+        if isinstance(cached, str):
+            return cached
+        url = discover_jwks_url(
+            self.config.issuer, timeout=self.config.http_timeout, max_bytes=self.config.jwks_max_bytes
+        )
+        self.cache.set(self.discovery_key, url, max(self.config.jwks_cache_ttl, 3600))
+        return url
+
+    def _fetch_and_store(self, reason: str, base: KeySet | None) -> KeySet | None:
+        config = self.config
+        started = time.monotonic()
+        url = config.jwks_url or "(discovery)"
+        try:
+            url = self._jwks_url()
+            same_url = base is not None and base.url == url
+            result = fetch_json(
+                url,
+                timeout=config.http_timeout,
+                max_bytes=config.jwks_max_bytes,
+                etag=base.etag if same_url and base else None,
+                last_modified=base.last_modified if same_url and base else None,
+            )
+            keyset = self._keyset_from(result, base)
+        except FetchError as exc:
+            return self._fetch_failed(reason, url, exc, base, time.monotonic() - started)
+        duration = time.monotonic() - started
+        self.cache.set(self.entry_key, keyset.to_entry(), self._entry_timeout(keyset.fresh_for))
+        self.cache.delete(self.backoff_key)
+        self.cache.delete(self.failures_key)
+        with self._adopt_lock:
+            self._keyset = keyset
+            self._checked_at = time.monotonic()
+        self.last_error = None
+        self.stats["fetches"] += 1
+        kids = sorted(keyset.keys)
+        logger.info(
+            "jwtguard: fetched key set of %s from %s (reason: %s) in %.0f ms: HTTP %d, kids %s, fresh for %.0fs",
+            config.issuer,
+            url,
+            reason,
+            duration * 1000,
+            result.status,
+            kids,
+            keyset.fresh_for,
+        )
+        signals.jwks_fetched.send(
+            sender=KeyProvider,
+            issuer=config.issuer,
+            url=url,
+            reason=reason,
+            duration=duration,
+            status=result.status,
+            kids=kids,
+        )
+        return keyset
+
+    def _keyset_from(self, result: FetchResult, base: KeySet | None) -> KeySet:
+        ttl = self.config.jwks_cache_ttl
+        fresh_for = ttl if result.max_age is None else max(1.0, min(ttl, result.max_age))
+        if result.document is None:
+            # 304 Not Modified: the same keys, fresh again, without parsing anything.
+            assert base is not None
+            return KeySet(
+                keys=base.keys,
+                document=base.document,
+                url=base.url,
+                fetched_at=time.time(),
+                fresh_for=fresh_for,
+                max_stale=self.config.jwks_max_stale,
+                etag=result.etag,
+                last_modified=result.last_modified,
+            )
+        keys = parse_jwks(result.document, self.config.algorithms, source=result.url)
+        if not keys:
+            raise FetchError(f"{result.url}: key set has no usable key for algorithms {list(self.config.algorithms)}")
+        return KeySet(
+            keys=keys,
+            document=result.document,
+            url=result.url,
+            fetched_at=time.time(),
+            fresh_for=fresh_for,
+            max_stale=self.config.jwks_max_stale,
+            etag=result.etag,
+            last_modified=result.last_modified,
+        )
+
+    def _fetch_failed(
+        self, reason: str, url: str, exc: FetchError, base: KeySet | None, duration: float
+    ) -> KeySet | None:
+        failures = self.cache.get(self.failures_key)
+        failures = (failures if isinstance(failures, int) else 0) + 1
+        self.cache.set(self.failures_key, failures, max(self.config.jwks_max_stale, 3600))
+        backoff = self._backoff(failures, have_keys=base is not None)
+        self.cache.set(self.backoff_key, time.time() + backoff, backoff)
+        self.last_error = exc.reason
+        self.stats["fetch_failures"] += 1
+        usable = base is not None and time.time() < base.stale_until
+        logger.warning(
+            "jwtguard: fetching key set of %s (reason: %s) failed after %.0f ms: %s; %s; next try in %.0fs",
+            self.config.issuer,
+            reason,
+            duration * 1000,
+            exc.reason,
+            "serving the last good key set" if usable else "no usable key set",
+            backoff,
+        )
+        signals.jwks_fetch_failed.send(
+            sender=KeyProvider,
+            issuer=self.config.issuer,
+            url=url,
+            reason=reason,
+            duration=duration,
+            error=exc.reason,
+        )
+        return base
+
+    def _backoff(self, failures: int, *, have_keys: bool) -> float:
+        # With a key set in hand there is no hurry; without one, every second of backoff is a 503.
+        base = max(self.config.jwks_refresh_cooldown, 1.0) if have_keys else 1.0
+        ceiling = MAX_BACKOFF if have_keys else max(self.config.jwks_refresh_cooldown, 1.0)
+        return float(min(ceiling, base * 2 ** (failures - 1)))
+
+    def _retry_after(self) -> int:
+        until = self.cache.get(self.backoff_key)
+        if isinstance(until, float):
+            return max(1, int(until - time.time()) + 1)
+        return max(1, int(self.config.http_timeout))
+
+
+def _is_entry(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and entry.get("v") == ENTRY_VERSION
+        and isinstance(entry.get("jwks"), dict)
+        and isinstance(entry.get("fetched_at"), float)
+        and isinstance(entry.get("fresh_for"), (int, float))
+        and isinstance(entry.get("url"), str)
+    )
+
+
+_providers: dict[IssuerConfig, KeyProvider] = {}
+_providers_lock = threading.Lock()
+
+
+def get_provider(config: IssuerConfig) -> KeyProvider:
+    """The process's one ``KeyProvider`` for ``config`` (DRF builds authenticators per request; this is not)."""
+    provider = _providers.get(config)
+    if provider is None:
+        with _providers_lock:
+            provider = _providers.setdefault(config, KeyProvider(config))
+    return provider
+
+
+@on_reset
+def _forget_providers() -> None:
+    with _providers_lock:
+        _providers.clear()

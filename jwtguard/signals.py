@@ -1,0 +1,14 @@
+"""Signals for metrics and alerting; receivers must be cheap, they run on the request path."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: Sent after a key set was fetched: ``issuer``, ``url``, ``reason``, ``duration``, ``status``, ``kids``.
+jwks_fetched = Signal()
+
+#: Sent when a fetch failed: ``issuer``, ``url``, ``reason``, ``duration``, ``error``.
+jwks_fetch_failed = Signal()
+
+#: Sent when a token is refused: ``code`` (the rejection's code) and ``issuer`` (or None).
+token_rejected = Signal()

@@ -1,0 +1,331 @@
+"""``FakeIssuer``: a real token issuer for tests and local development. NEVER use it in production.
+
+It generates real key pairs, serves a real JWKS and OIDC discovery document over HTTP on 127.0.0.1,
+mints real signed tokens, rotates keys, counts the requests it gets, and can misbehave on purpose
+(errors, garbage, huge or slow answers) so that outage handling can be tested with real sockets.
+
+``python -m jwtguard.testing.issuer --port 8001`` runs one as a development issuer, with a ``/mint``
+endpoint that signs any claims it is asked for: a development tool, for loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
+
+JWKS_PATH = "/.well-known/jwks.json"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+DEFAULT_AUDIENCE = "https://api.example.test"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One key pair of the issuer."""
+
+    kid: str
+    algorithm: str
+    private_key: Any
+
+    def public_jwk(self) -> dict[str, Any]:
+        public = self.private_key.public_key()
+        if self.algorithm.startswith("RS"):
+            jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+        elif self.algorithm.startswith("PS"):
+            jwk = RSAPSSAlgorithm.to_jwk(public, as_dict=True)
+        elif self.algorithm.startswith("ES"):
+            jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+        else:
+            jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
+
+
+def generate_key(algorithm: str = "RS256", kid: str | None = None) -> SigningKey:
+    """A fresh key pair for ``algorithm`` (RS*, PS*: RSA 2048; ES256/384/512: the matching curve; EdDSA)."""
+    private_key: Any
+    if algorithm[:2] in ("RS", "PS"):
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == "ES256":
+        private_key = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "ES384":
+        private_key = ec.generate_private_key(ec.SECP384R1())
+    elif algorithm == "ES512":
+        private_key = ec.generate_private_key(ec.SECP521R1())
+    elif algorithm == "EdDSA":
+        private_key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ValueError(f"FakeIssuer cannot make keys for {algorithm!r}")
+    return SigningKey(
+        kid=kid or f"{algorithm.lower()}-{uuid.uuid4().hex[:12]}",
+        algorithm=algorithm,
+        private_key=private_key,
+    )
+
+
+@dataclass
+class Fault:
+    """How the JWKS endpoint misbehaves: a status, a body, a delay before answering, a trickle of bytes."""
+
+    status: int = 200
+    body: bytes | None = None
+    delay: float = 0.0
+    trickle_interval: float | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class FakeIssuer:
+    """An identity provider in a box: keys, JWKS, discovery, minting, rotation, request counts, faults."""
+
+    def __init__(
+        self,
+        algorithm: str = "RS256",
+        *,
+        audience: str = DEFAULT_AUDIENCE,
+        issuer: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allow_minting: bool = False,
+    ) -> None:
+        self.audience = audience
+        self.host = host
+        self.port = port
+        self.allow_minting = allow_minting
+        self._issuer = issuer
+        self.keys: list[SigningKey] = [generate_key(algorithm)]
+        self.requests: Counter[str] = Counter()
+        self.fault: Fault | None = None
+        self.cache_control: str | None = None
+        self.etag_enabled = True
+        self.jwks_document: dict[str, Any] | None = None
+        self.discovery_document: dict[str, Any] | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- identity ---------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer or f"{self.url}/"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.url + JWKS_PATH
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The key new tokens are signed with: the newest one."""
+        return self.keys[-1]
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        """A ``JWTGUARD`` setting that accepts this issuer's tokens (JWKS URL given, no discovery)."""
+        algorithms = sorted({key.algorithm for key in self.keys})
+        return {
+            "ISSUER": self.issuer,
+            "AUDIENCE": self.audience,
+            "JWKS_URL": self.jwks_url,
+            "ALGORITHMS": algorithms,
+            **overrides,
+        }
+
+    # -- keys and tokens ----------------------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, Any]:
+        if self.jwks_document is not None:
+            return self.jwks_document
+        return {"keys": [key.public_jwk() for key in self.keys]}
+
+    def discovery(self) -> dict[str, Any]:
+        if self.discovery_document is not None:
+            return self.discovery_document
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_url,
+            "id_token_signing_alg_values_supported": sorted({key.algorithm for key in self.keys}),
+        }
+
+    def add_key(self, algorithm: str | None = None, kid: str | None = None) -> SigningKey:
+        """Publish a new key and sign new tokens with it (the old keys stay published)."""
+        key = generate_key(algorithm or self.signing_key.algorithm, kid)
+        with self._lock:
+            self.keys.append(key)
+        return key
+
+    def rotate(self, algorithm: str | None = None) -> SigningKey:
+        """Publish a new key, sign with it, and unpublish every older key."""
+        key = generate_key(algorithm or self.signing_key.algorithm)
+        with self._lock:
+            self.keys = [key]
+        return key
+
+    def remove_key(self, kid: str) -> None:
+        with self._lock:
+            self.keys = [key for key in self.keys if key.kid != kid]
+
+    def mint(
+        self,
+        *,
+        key: SigningKey | None = None,
+        headers: dict[str, Any] | None = None,
+        expires_in: float = 300,
+        **claims: Any,
+    ) -> str:
+        """A signed token with sensible defaults (iss, aud, sub, iat, exp); a claim given as None is left out."""
+        key = key or self.signing_key
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": "user-1",
+            "iat": now,
+            "exp": now + int(expires_in),
+            **claims,
+        }
+        body = {name: value for name, value in body.items() if value is not None}
+        return jwt.encode(body, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, **(headers or {})})
+
+    # -- HTTP ---------------------------------------------------------------------------------------------
+
+    @property
+    def jwks_requests(self) -> int:
+        return self.requests[JWKS_PATH]
+
+    def start(self) -> FakeIssuer:
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: the port refuses connections until ``start()`` binds it again."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeIssuer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "jwtguard-FakeIssuer"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+            pass
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            with issuer._lock:
+                issuer.requests[parts.path] += 1
+            if parts.path == JWKS_PATH:
+                self._jwks()
+            elif parts.path == DISCOVERY_PATH:
+                self._json(issuer.discovery())
+            elif parts.path == "/mint" and issuer.allow_minting:
+                self._mint(parse_qs(parts.query))
+            else:
+                self._send(404, b'{"error": "not found"}')
+
+        def _jwks(self) -> None:
+            fault = issuer.fault
+            if fault is None:
+                body = json.dumps(issuer.jwks()).encode()
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                headers = [("ETag", etag)] if issuer.etag_enabled else []
+                if issuer.cache_control:
+                    headers.append(("Cache-Control", issuer.cache_control))
+                if issuer.etag_enabled and self.headers.get("If-None-Match") == etag:
+                    self._send(304, b"", headers)
+                else:
+                    self._send(200, body, headers)
+                return
+            if fault.delay:
+                time.sleep(fault.delay)
+            body = fault.body if fault.body is not None else json.dumps(issuer.jwks()).encode()
+            if fault.trickle_interval is None:
+                self._send(fault.status, body, list(fault.headers))
+                return
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                time.sleep(fault.trickle_interval)
+
+        def _mint(self, query: dict[str, list[str]]) -> None:
+            claims: dict[str, Any] = {name: values[-1] for name, values in query.items() if name != "expires_in"}
+            expires_in = float(query.get("expires_in", ["300"])[-1])
+            self._json({"access_token": issuer.mint(expires_in=expires_in, **claims), "token_type": "Bearer"})
+
+        def _json(self, document: dict[str, Any]) -> None:
+            self._send(200, json.dumps(document).encode())
+
+        def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers or []:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m jwtguard.testing.issuer",
+        description="A DEVELOPMENT token issuer on 127.0.0.1: discovery, JWKS, and GET /mint?sub=...&scope=... "
+        "that signs whatever it is asked. Never expose it.",
+    )
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--algorithm", default="RS256")
+    parser.add_argument("--audience", default=DEFAULT_AUDIENCE)
+    args = parser.parse_args(argv)
+    issuer = FakeIssuer(args.algorithm, audience=args.audience, port=args.port, allow_minting=True).start()
+    print(f"jwtguard development issuer (NOT for production) at {issuer.issuer}", flush=True)
+    print(f"  discovery: {issuer.url}{DISCOVERY_PATH}\n  jwks:      {issuer.jwks_url}", flush=True)
+    print(f"  mint:      {issuer.url}/mint?sub=alice&scope=read:friends", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        issuer.stop()
+
+
+if __name__ == "__main__":
+    main()

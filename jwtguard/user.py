@@ -1,0 +1,92 @@
+"""``TokenUser``: the caller as its access token describes it, with no database row behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: Where the caller's id comes from, in order: users have ``sub``; client-credentials tokens may not.
+ID_CLAIMS = ("sub", "client_id", "azp")
+
+
+def scopes_of(claims: Mapping[str, Any], names: Iterable[str] = ("scope", "scp")) -> frozenset[str]:
+    """Scopes from ``scope`` (space-separated), ``scp`` (string or list), or any claim named in ``names``."""
+    found: set[str] = set()
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.update(value.split())
+        elif isinstance(value, list):
+            found.update(v for v in value if isinstance(v, str))
+    return frozenset(found)
+
+
+class TokenUser:
+    """A database-free user built from verified claims; two are equal when their claims are."""
+
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    is_anonymous = False
+    is_authenticated = True
+
+    def __init__(self, claims: Mapping[str, Any]) -> None:
+        self.claims = dict(claims)
+
+    @property
+    def id(self) -> str | None:
+        for name in ID_CLAIMS:
+            value = self.claims.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    pk = id
+    username = id
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return scopes_of(self.claims)
+
+    def get_username(self) -> str:
+        return self.id or ""
+
+    @property
+    def groups(self) -> Any:
+        from django.contrib.auth.models import Group
+        from django.db.models.manager import EmptyManager
+
+        return EmptyManager(Group)
+
+    @property
+    def user_permissions(self) -> Any:
+        from django.contrib.auth.models import Permission
+        from django.db.models.manager import EmptyManager
+
+        return EmptyManager(Permission)
+
+    def get_all_permissions(self, obj: object = None) -> set[str]:
+        return set()
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return False
+
+    def has_perms(self, perm_list: Iterable[str], obj: object = None) -> bool:
+        return False
+
+    def has_module_perms(self, module: str) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TokenUser):
+            return NotImplemented
+        return self.claims == other.claims
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+    def __repr__(self) -> str:
+        return f"<TokenUser {self.id!r}>"

@@ -1,0 +1,145 @@
+"""Fixtures: a real issuer over HTTP on 127.0.0.1, real keys, and the shared cache (fakeredis or real Redis)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from jwtguard.testing import FakeIssuer
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REQUIRE_REDIS = os.environ.get("JWTGUARD_REQUIRE_REDIS") == "1"
+
+
+def redis_answers(host: str = REDIS_HOST, port: int = REDIS_PORT) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def require_real_redis() -> None:
+    if not redis_answers():
+        if REQUIRE_REDIS:
+            pytest.fail(f"JWTGUARD_REQUIRE_REDIS=1 but no redis-server answers at {REDIS_HOST}:{REDIS_PORT}")
+        pytest.skip(f"no redis-server at {REDIS_HOST}:{REDIS_PORT}")
+
+
+def real_redis_cache(location: str = f"redis://{REDIS_HOST}:{REDIS_PORT}/0") -> dict[str, Any]:
+    """A Django cache on a real Redis, namespaced per test so tests never see each other's keys."""
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": location,
+        "KEY_PREFIX": f"jwtguard-test-{uuid.uuid4().hex[:12]}",
+        "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _clean_fake_cache() -> None:
+    caches["default"].clear()
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+def shared_cache(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Runs a test twice: on fakeredis, and on the real redis-server at 127.0.0.1:6379."""
+    if request.param == "redis":
+        require_real_redis()
+        settings.CACHES = {"default": real_redis_cache()}
+    return str(request.param)
+
+
+@pytest.fixture
+def issuer() -> Iterator[FakeIssuer]:
+    with FakeIssuer("RS256") as fake:
+        yield fake
+
+
+@pytest.fixture
+def configure(settings: Any) -> Callable[..., None]:
+    """Point JWTGUARD at an issuer: ``configure(issuer, LEEWAY=0)``; re-read through setting_changed."""
+
+    def apply(fake: FakeIssuer, **overrides: Any) -> None:
+        settings.JWTGUARD = fake.settings(**overrides)
+
+    return apply
+
+
+@pytest.fixture
+def jwtguard_settings(issuer: FakeIssuer, configure: Callable[..., None]) -> FakeIssuer:
+    configure(issuer)
+    return issuer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port, which the test may stop and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if REQUIRE_REDIS:
+                pytest.fail("redis-server is not installed")
+            pytest.skip("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not redis_answers(port=self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+class FriendsView(APIView):
+    """The article's ExampleView."""
+
+    def get(self, request: Request) -> Response:
+        return Response({"user": request.user.id})
+
+
+urlpatterns = [path("api/v1/friends", FriendsView.as_view())]
