@@ -128,7 +128,10 @@ def parse(raw: str, *, max_bytes: int) -> ParsedToken:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # An int of any size compares with time.time() exactly; math.isfinite() would overflow on 10**400.
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class TokenValidator:
@@ -203,7 +206,7 @@ class TokenValidator:
             raise MissingClaim("iss")
         if claims["iss"] != config.issuer:
             raise InvalidIssuer(f"iss {claims['iss']!r} is not {config.issuer!r}")
-        _check_audience(claims, config.audience)
+        _check_audience(claims, config.audience, config.audience_claim)
         for name in config.required_claims:
             if name not in claims:
                 raise MissingClaim(name)
@@ -232,16 +235,17 @@ def _check_types(claims: Mapping[str, Any]) -> None:
         raise InvalidClaim("scp must be a string or a list of strings")
 
 
-def _check_audience(claims: Mapping[str, Any], accepted: tuple[str, ...]) -> None:
-    if "aud" not in claims:
-        raise MissingClaim("aud")
-    aud = claims["aud"]
+def _check_audience(claims: Mapping[str, Any], accepted: tuple[str, ...], claim: str = "aud") -> None:
+    # ``claim`` is ``aud``, or ``client_id`` for issuers (Amazon Cognito) whose access tokens carry no ``aud``.
+    if claim not in claims:
+        raise MissingClaim(claim)
+    aud = claims[claim]
     if isinstance(aud, str):
         aud = [aud]
     if not isinstance(aud, list) or not aud or not all(isinstance(a, str) for a in aud):
-        raise InvalidAudience("aud must be a string or a non-empty list of strings")
+        raise InvalidAudience(f"{claim} must be a string or a non-empty list of strings")
     if not any(a in accepted for a in aud):
-        raise InvalidAudience(f"aud {aud!r} names none of {list(accepted)}")
+        raise InvalidAudience(f"{claim} {aud!r} names none of {list(accepted)}")
 
 
 _validator: TokenValidator | None = None

@@ -11,6 +11,7 @@ endpoint that signs any claims it is asked for: a development tool, for loopback
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import threading
@@ -22,13 +23,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm, get_default_algorithms
 
 JWKS_PATH = "/.well-known/jwks.json"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DEFAULT_AUDIENCE = "https://api.example.test"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,8 @@ class FakeIssuer:
         expires_in: float = 300,
         **claims: Any,
     ) -> str:
-        """A signed token with sensible defaults (iss, aud, sub, iat, exp); a claim given as None is left out."""
+        """A signed token with sensible defaults (iss, aud, sub, iat, exp); a claim or header given as None is
+        left out. Values are not checked, so tests can mint hostile tokens (``exp="soon"``, ``kid=7``)."""
         key = key or self.signing_key
         now = int(time.time())
         body: dict[str, Any] = {
@@ -197,8 +202,22 @@ class FakeIssuer:
             "exp": now + int(expires_in),
             **claims,
         }
-        body = {name: value for name, value in body.items() if value is not None}
-        return jwt.encode(body, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, **(headers or {})})
+        header: dict[str, Any] = {"alg": key.algorithm, "typ": "JWT", "kid": key.kid, **(headers or {})}
+        return self.sign(
+            {name: value for name, value in header.items() if value is not None},
+            {name: value for name, value in body.items() if value is not None},
+            key=key,
+        )
+
+    def sign(self, header: dict[str, Any], payload: dict[str, Any] | bytes, *, key: SigningKey | None = None) -> str:
+        """A compact JWS of exactly ``header`` and ``payload`` (JSON-encoded unless bytes), signed with ``key``
+        using ``key.algorithm`` whatever the header says: for tokens PyJWT's encoder would refuse to make."""
+        key = key or self.signing_key
+        header_b64 = _b64url(json.dumps(header, separators=(",", ":")).encode())
+        body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
+        signing_input = f"{header_b64}.{_b64url(body)}".encode()
+        signature = get_default_algorithms()[key.algorithm].sign(signing_input, key.private_key)
+        return f"{signing_input.decode()}.{_b64url(signature)}"
 
     # -- HTTP ---------------------------------------------------------------------------------------------
 

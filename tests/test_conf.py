@@ -1,0 +1,146 @@
+"""conf: the JWTGUARD dict becomes frozen, typed objects; every bad value names its key."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from jwtguard import conf
+from jwtguard.conf import get_settings, parse_settings
+
+MINIMAL = {"ISSUER": "https://tenant.eu.auth0.com/", "AUDIENCE": "https://api.example.com"}
+
+
+def test_defaults_follow_the_design() -> None:
+    settings = parse_settings(MINIMAL)
+    (issuer,) = settings.issuers
+    assert issuer.issuer == "https://tenant.eu.auth0.com/"
+    assert issuer.audience == ("https://api.example.com",)
+    assert issuer.jwks_url is None
+    assert issuer.algorithms == ("RS256",)
+    assert issuer.cache_alias == "default"
+    assert (issuer.jwks_cache_ttl, issuer.jwks_refresh_cooldown, issuer.jwks_max_stale) == (600, 30, 86400)
+    assert (issuer.http_timeout, issuer.leeway) == (5, 60)
+    assert issuer.required_claims == ()
+    assert issuer.discovery_url == "https://tenant.eu.auth0.com/.well-known/openid-configuration"
+    assert settings.strict_auth_header is False
+    assert settings.max_token_bytes == 8192
+
+
+def test_settings_are_frozen() -> None:
+    settings = parse_settings(MINIMAL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.issuers[0].leeway = 0  # type: ignore[misc]
+
+
+def test_audience_may_be_a_list() -> None:
+    settings = parse_settings({**MINIMAL, "AUDIENCE": ["a", "b"]})
+    assert settings.issuers[0].audience == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({**MINIMAL, "AUDIENCES": "x"}, "AUDIENCES"),
+        ({"ISSUER": "https://i/"}, "AUDIENCE"),
+        ({"AUDIENCE": "a"}, "ISSUER"),
+        ({**MINIMAL, "AUDIENCE": []}, "AUDIENCE"),
+        ({**MINIMAL, "AUDIENCE": 42}, "AUDIENCE"),
+        ({**MINIMAL, "ALGORITHMS": ["RS256", "none"]}, "ALGORITHMS"),
+        ({**MINIMAL, "ALGORITHMS": ["NONE"]}, "ALGORITHMS"),
+        ({**MINIMAL, "ALGORITHMS": ["RS256", "HS256"]}, "ALGORITHMS"),
+        ({**MINIMAL, "ALGORITHMS": ["XS999"]}, "ALGORITHMS"),
+        ({**MINIMAL, "ALGORITHMS": "RS256"}, "ALGORITHMS"),
+        ({**MINIMAL, "ALGORITHMS": []}, "ALGORITHMS"),
+        ({**MINIMAL, "JWKS_URL": "ftp://x/jwks"}, "JWKS_URL"),
+        ({**MINIMAL, "JWKS_CACHE_TTL": 0}, "JWKS_CACHE_TTL"),
+        ({**MINIMAL, "JWKS_REFRESH_COOLDOWN": -1}, "JWKS_REFRESH_COOLDOWN"),
+        ({**MINIMAL, "HTTP_TIMEOUT": "5"}, "HTTP_TIMEOUT"),
+        ({**MINIMAL, "LEEWAY": True}, "LEEWAY"),
+        ({**MINIMAL, "CACHE_ALIAS": ""}, "CACHE_ALIAS"),
+        ({**MINIMAL, "TOKEN_TYPE": 1}, "TOKEN_TYPE"),
+        ({**MINIMAL, "REQUIRED_CLAIMS": "sub"}, "REQUIRED_CLAIMS"),
+        ({**MINIMAL, "MAX_TOKEN_BYTES": 10}, "MAX_TOKEN_BYTES"),
+        ({**MINIMAL, "JWKS_MAX_BYTES": 10}, "JWKS_MAX_BYTES"),
+        ({**MINIMAL, "USER_RESOLVER": 3}, "USER_RESOLVER"),
+        ({**MINIMAL, "ISSUERS": [MINIMAL]}, "ISSUER"),
+        ({"ISSUERS": "x"}, "ISSUERS"),
+        ({"ISSUERS": ["x"]}, "ISSUERS"),
+        ({"ISSUERS": [MINIMAL, MINIMAL]}, "ISSUERS"),
+        ({"ISSUERS": [{**MINIMAL, "STRICT_AUTH_HEADER": True}]}, "ISSUERS[0]"),
+    ],
+)
+def test_a_bad_value_is_improperly_configured_naming_the_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=re.escape(f"JWTGUARD[{key!r}]")):
+        parse_settings(raw)
+
+
+def test_the_setting_must_be_a_dict() -> None:
+    with pytest.raises(ImproperlyConfigured, match="must be a dict"):
+        parse_settings(["ISSUER"])
+
+
+def test_several_issuers_inherit_top_level_keys() -> None:
+    settings = parse_settings(
+        {
+            "LEEWAY": 10,
+            "ALGORITHMS": ["ES256"],
+            "ISSUERS": [
+                {"ISSUER": "https://a/", "AUDIENCE": "api"},
+                {"ISSUER": "https://b/", "AUDIENCE": "api", "ALGORITHMS": ["RS256"]},
+            ],
+        }
+    )
+    a, b = settings.issuers
+    assert (a.leeway, a.algorithms) == (10, ("ES256",))
+    assert (b.leeway, b.algorithms) == (10, ("RS256",))
+
+
+def test_routing_by_iss_with_several_issuers_and_to_the_only_one_otherwise() -> None:
+    several = parse_settings(
+        {"ISSUERS": [{"ISSUER": "https://a/", "AUDIENCE": "x"}, {"ISSUER": "https://b/", "AUDIENCE": "x"}]}
+    )
+    assert several.issuer_for("https://b/") is several.issuers[1]
+    assert several.issuer_for("https://B/") is None
+    assert several.issuer_for(None) is None
+    single = parse_settings(MINIMAL)
+    assert single.issuer_for("https://elsewhere/") is single.issuers[0]
+
+
+def test_nothing_is_read_at_import_and_override_settings_is_seen() -> None:
+    first = get_settings()
+    with override_settings(JWTGUARD={**MINIMAL, "LEEWAY": 7}):
+        assert get_settings().issuers[0].leeway == 7
+        assert get_settings() is get_settings()
+    assert get_settings() == first
+
+
+def test_reset_runs_the_registered_callbacks() -> None:
+    calls: list[int] = []
+    callback = conf.on_reset(lambda: calls.append(1))
+    try:
+        with override_settings(JWTGUARD=MINIMAL):
+            pass
+    finally:
+        conf._reset_callbacks.remove(callback)
+    assert calls == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8000/x", True),
+        ("http://127.9.9.9/x", True),
+        ("http://[::1]:8000/x", True),
+        ("http://localhost/x", True),
+        ("http://10.0.0.1/x", False),
+        ("https://localhost.example.com/x", False),
+    ],
+)
+def test_loopback_urls(url: str, loopback: bool) -> None:
+    assert conf.is_loopback_url(url) is loopback
