@@ -19,10 +19,14 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 
+#: Claims that may carry the audience: ``aud`` (RFC 7519), or ``client_id`` (Amazon Cognito access tokens).
+AUDIENCE_CLAIMS = ("aud", "client_id")
+
 #: Keys that may be given per issuer (at the top level, or in each ``ISSUERS`` entry).
 ISSUER_DEFAULTS: dict[str, Any] = {
     "ISSUER": None,
     "AUDIENCE": None,
+    "AUDIENCE_CLAIM": "aud",
     "JWKS_URL": None,
     "ALGORITHMS": ["RS256"],
     "CACHE_ALIAS": "default",
@@ -67,6 +71,8 @@ class IssuerConfig:
     leeway: float
     required_claims: tuple[str, ...]
     token_type: str | None
+    #: The claim holding the audience: ``aud``, or ``client_id`` for Amazon Cognito access tokens.
+    audience_claim: str = "aud"
 
     @property
     def discovery_url(self) -> str:
@@ -162,6 +168,9 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
     cache_alias = merged["CACHE_ALIAS"]
     if not isinstance(cache_alias, str) or not cache_alias:
         raise _fail("CACHE_ALIAS", f"must name a cache in settings.CACHES, not {cache_alias!r}.")
+    audience_claim = merged["AUDIENCE_CLAIM"]
+    if audience_claim not in AUDIENCE_CLAIMS:
+        raise _fail("AUDIENCE_CLAIM", f"must be one of {list(AUDIENCE_CLAIMS)}, not {audience_claim!r}.")
     token_type = merged["TOKEN_TYPE"]
     if token_type is not None and (not isinstance(token_type, str) or not token_type):
         raise _fail("TOKEN_TYPE", f"must be None or a string such as 'at+jwt', not {token_type!r}.")
@@ -183,6 +192,7 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
         leeway=_number(merged, "LEEWAY"),
         required_claims=_strings(merged, "REQUIRED_CLAIMS", allow_single=False),
         token_type=token_type,
+        audience_claim=audience_claim,
     )
 
 
