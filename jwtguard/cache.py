@@ -9,6 +9,7 @@ itself when it comes back. One warning per interval, never an exception to the c
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -72,11 +73,8 @@ class SharedCache:
     def is_down(self) -> bool:
         return self._down_since is not None
 
-    def _backend(self) -> Any:
-        # Looked up at use time, so override_settings(CACHES=...) and test fixtures apply.
-        if self._down_since is not None and time.monotonic() < self._retry_at:
-            return None
-        return caches[self.alias]
+    def _skip_backend(self) -> bool:
+        return self._down_since is not None and time.monotonic() < self._retry_at
 
     def _failed(self, operation: str, exc: Exception) -> None:
         now = time.monotonic()
@@ -103,10 +101,10 @@ class SharedCache:
             self._down_since = None
 
     def get(self, key: str) -> Any:
-        backend = self._backend()
-        if backend is not None:
+        if not self._skip_backend():
             try:
-                value = backend.get(key)
+                # Looked up at use time, so override_settings(CACHES=...) and test fixtures apply.
+                value = caches[self.alias].get(key)
             except Exception as exc:
                 self._failed("get", exc)
             else:
@@ -117,20 +115,18 @@ class SharedCache:
     def set(self, key: str, value: Any, timeout: float) -> None:
         # The local copy is kept too, so an outage right after a write still has the value.
         self.local.set(key, value, timeout)
-        backend = self._backend()
-        if backend is not None:
+        if not self._skip_backend():
             try:
-                backend.set(key, value, timeout=max(1, int(timeout)))
+                caches[self.alias].set(key, value, timeout=_seconds(timeout))
             except Exception as exc:
                 self._failed("set", exc)
             else:
                 self._recovered()
 
     def add(self, key: str, value: Any, timeout: float) -> bool:
-        backend = self._backend()
-        if backend is not None:
+        if not self._skip_backend():
             try:
-                added = bool(backend.add(key, value, timeout=max(1, int(timeout))))
+                added = bool(caches[self.alias].add(key, value, timeout=_seconds(timeout)))
             except Exception as exc:
                 self._failed("add", exc)
             else:
@@ -140,11 +136,15 @@ class SharedCache:
 
     def delete(self, key: str) -> None:
         self.local.delete(key)
-        backend = self._backend()
-        if backend is not None:
+        if not self._skip_backend():
             try:
-                backend.delete(key)
+                caches[self.alias].delete(key)
             except Exception as exc:
                 self._failed("delete", exc)
             else:
                 self._recovered()
+
+
+def _seconds(timeout: float) -> int:
+    # Cache backends count whole seconds; rounding down would end a lock or a cooldown early.
+    return max(1, math.ceil(timeout))

@@ -7,11 +7,13 @@ JSON objects only. Standard library only; nothing runs at import time.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +82,15 @@ def _remaining(deadline: float, url: str) -> float:
     return left
 
 
+def _cut(conn: http.client.HTTPConnection, held: list[socket.socket]) -> None:
+    """Shut the connection's socket so that a read blocked in another thread returns at once."""
+    for sock in (conn.sock, *held):
+        if sock is not None:
+            # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would unwrap it under the reader.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 def fetch_json(
     url: str,
     *,
@@ -90,7 +101,8 @@ def fetch_json(
 ) -> FetchResult:
     """GET ``url`` and return its JSON object, or raise ``FetchError`` saying why not.
 
-    ``timeout`` bounds the whole exchange, not each socket read.
+    ``timeout`` bounds the whole exchange, not each socket read: a watchdog cuts the connection at the
+    deadline, so a server that trickles its status line or headers a byte at a time is cut off too.
     """
     check_url_allowed(url)
     deadline = time.monotonic() + timeout
@@ -100,11 +112,18 @@ def fetch_json(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     conn, path = _connection(url, timeout)
+    held: list[socket.socket] = []
+    watchdog = threading.Timer(timeout, _cut, args=(conn, held))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.connect()
-        assert conn.sock is not None
+        # Our own reference: on "Connection: close" http.client hands the socket to the response (conn.sock = None).
+        sock = conn.sock
+        assert sock is not None
+        held.append(sock)
         conn.request("GET", path, headers=headers)
-        conn.sock.settimeout(_remaining(deadline, url))
+        sock.settimeout(_remaining(deadline, url))
         response = conn.getresponse()
         if response.status == 304 and (etag or last_modified):
             return FetchResult(url, 304, None, etag, last_modified, parse_max_age(response.getheader("Cache-Control")))
@@ -116,23 +135,28 @@ def fetch_json(
             raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte cap")
         body = bytearray()
         while True:
-            conn.sock.settimeout(_remaining(deadline, url))
+            sock.settimeout(_remaining(deadline, url))
             chunk = response.read1(_CHUNK)
             if not chunk:
                 break
             body += chunk
             if len(body) > max_bytes:
                 raise FetchError(f"{url}: body is over the {max_bytes}-byte cap")
+        # A body cut short (by the watchdog or the server) is never parsed: a prefix can be valid JSON.
+        _remaining(deadline, url)
+        if response.length:
+            raise FetchError(f"{url}: body ended {response.length} bytes short of its Content-Length")
         result_etag = response.getheader("ETag")
         result_last_modified = response.getheader("Last-Modified")
         max_age = parse_max_age(response.getheader("Cache-Control"))
     except FetchError:
         raise
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        if isinstance(exc, (socket.timeout, TimeoutError)):
+        if isinstance(exc, (socket.timeout, TimeoutError)) or time.monotonic() >= deadline:
             raise FetchError(f"{url}: no complete answer within {timeout}s") from exc
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
     finally:
+        watchdog.cancel()
         conn.close()
     try:
         document = json.loads(bytes(body).decode("utf-8"), parse_constant=_reject_constant)
@@ -160,4 +184,7 @@ def discover_jwks_url(issuer: str, *, timeout: float, max_bytes: int) -> str:
     if not isinstance(jwks_uri, str):
         raise FetchError(f"{discovery_url}: discovery document has no jwks_uri")
     check_url_allowed(jwks_uri)
+    if urlsplit(jwks_uri).scheme != "https" and not is_loopback_url(discovery_url):
+        # An https issuer's document must not send us to plain http, even on this host.
+        raise FetchError(f"{discovery_url}: jwks_uri {jwks_uri!r} is not https")
     return jwks_uri

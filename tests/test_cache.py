@@ -1,0 +1,186 @@
+"""``SharedCache``: the Django cache as jwtguard uses it, and the process-local stand-in when it fails."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+
+from jwtguard import cache as cache_module
+from jwtguard.cache import SharedCache
+from tests.conftest import RedisServer
+
+CALLS: list[str] = []
+
+
+class BrokenCache(BaseCache):
+    """A Django cache backend whose every operation raises, like a Redis that is down."""
+
+    def __init__(self, location: str, params: dict[str, Any]) -> None:
+        super().__init__(params)
+
+    def _fail(self, operation: str) -> Any:
+        CALLS.append(operation)
+        raise ConnectionError(f"cache is down ({operation})")
+
+    def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        return self._fail("get")
+
+    def set(self, key: Any, value: Any, timeout: Any = None, version: Any = None) -> None:
+        self._fail("set")
+
+    def add(self, key: Any, value: Any, timeout: Any = None, version: Any = None) -> bool:
+        return bool(self._fail("add"))
+
+    def delete(self, key: Any, version: Any = None) -> bool:
+        return bool(self._fail("delete"))
+
+
+@pytest.fixture
+def broken(settings: Any) -> SharedCache:
+    settings.CACHES = {**settings.CACHES, "broken": {"BACKEND": "tests.test_cache.BrokenCache"}}
+    CALLS.clear()
+    return SharedCache("broken")
+
+
+class TestOnAWorkingCache:
+    def test_get_set_add_delete(self, shared_cache: str) -> None:
+        cache = SharedCache("default")
+        assert cache.get("k") is None
+        cache.set("k", {"v": 1}, 60)
+        assert cache.get("k") == {"v": 1}
+        assert caches["default"].get("k") == {"v": 1}
+        assert cache.add("k", "other", 60) is False
+        assert cache.add("fresh", "mine", 60) is True
+        assert cache.get("fresh") == "mine"
+        cache.delete("k")
+        assert cache.get("k") is None
+        assert not cache.is_down
+
+    def test_add_is_atomic_between_two_instances(self, shared_cache: str) -> None:
+        one, two = SharedCache("default"), SharedCache("default")
+        assert one.add("lock", "one", 60) is True
+        assert two.add("lock", "two", 60) is False
+        assert two.get("lock") == "one"
+
+    def test_a_fractional_timeout_is_rounded_up_never_down(self, shared_cache: str) -> None:
+        # A cooldown of 1.5 s must not become 1 s: the backend counts whole seconds.
+        cache = SharedCache("default")
+        cache.add("cooldown", "x", 1.5)
+        time.sleep(1.2)
+        assert caches["default"].get("cooldown") == "x"
+
+    def test_a_sub_second_timeout_is_one_second(self, shared_cache: str) -> None:
+        cache = SharedCache("default")
+        cache.set("short", "x", 0.01)
+        assert caches["default"].get("short") == "x"
+
+
+class TestWhenTheCacheRaises:
+    def test_every_operation_falls_back_to_process_memory(self, broken: SharedCache) -> None:
+        broken.set("k", "v", 60)
+        assert broken.get("k") == "v"
+        assert broken.add("k", "other", 60) is False
+        assert broken.add("lock", "mine", 60) is True
+        assert broken.add("lock", "again", 60) is False
+        broken.delete("lock")
+        assert broken.add("lock", "again", 60) is True
+        assert broken.is_down
+
+    def test_local_entries_expire(self, broken: SharedCache) -> None:
+        broken.set("k", "v", 0.05)
+        assert broken.add("lock", "mine", 0.05) is True
+        time.sleep(0.1)
+        assert broken.get("k") is None
+        assert broken.add("lock", "again", 60) is True
+
+    def test_warns_once_per_interval(self, broken: SharedCache, caplog: pytest.LogCaptureFixture) -> None:
+        with caplog.at_level(logging.WARNING, logger="jwtguard"):
+            for _ in range(20):
+                broken.get("k")
+                broken._retry_at = 0.0  # try the backend every time
+        warnings = [r.getMessage() for r in caplog.records if "failed on" in r.getMessage()]
+        assert warnings == [
+            "jwtguard: cache 'broken' failed on get (ConnectionError: cache is down (get)); "
+            "using this process's memory until it answers"
+        ]
+        assert CALLS.count("get") == 20
+
+    def test_skips_the_backend_for_a_while_after_a_failure(self, broken: SharedCache) -> None:
+        broken.get("k")
+        for _ in range(50):
+            broken.get("k")
+            broken.set("k", "v", 60)
+            broken.add("a", "v", 60)
+            broken.delete("a")
+        assert CALLS == ["get"]
+
+    def test_tries_again_after_the_retry_interval(self, broken: SharedCache, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(cache_module, "RETRY_INTERVAL", 0.05)
+        broken.get("k")
+        time.sleep(0.06)
+        broken.add("k", "v", 60)
+        assert CALLS == ["get", "add"]
+
+    def test_an_unknown_alias_is_an_outage_not_an_exception(self, settings: Any) -> None:
+        cache = SharedCache("no-such-alias")
+        cache.set("k", "v", 60)
+        assert cache.get("k") == "v"
+        assert cache.is_down
+
+    def test_recovery_is_logged_and_sharing_resumes(
+        self, settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(cache_module, "RETRY_INTERVAL", 0.0)
+        working = settings.CACHES["default"]
+        settings.CACHES = {"default": working, "flaky": {"BACKEND": "tests.test_cache.BrokenCache"}}
+        cache = SharedCache("flaky")
+        cache.set("only-here", "local", 60)
+        assert cache.is_down
+        settings.CACHES = {"default": working, "flaky": working}
+        with caplog.at_level(logging.WARNING, logger="jwtguard"):
+            assert cache.get("only-here") is None  # the real cache answers: its answer wins
+        assert not cache.is_down
+        assert any("cache 'flaky' answers again" in r.getMessage() for r in caplog.records)
+        cache.set("shared", "v", 60)
+        assert SharedCache("flaky").get("shared") == "v"
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+class TestARealRedisThatStops:
+    @pytest.fixture
+    def on_private_redis(self, redis_server: RedisServer, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(cache_module, "RETRY_INTERVAL", 0.0)
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_server.url,
+                "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+            }
+        }
+
+    def test_survives_a_restart(self, redis_server: RedisServer, on_private_redis: None) -> None:
+        one, two = SharedCache("default"), SharedCache("default")
+        one.set("k", "before", 60)
+        assert two.get("k") == "before"
+
+        redis_server.stop()
+        started = time.monotonic()
+        one.set("k", "during", 60)
+        assert one.get("k") == "during"  # this process's memory
+        assert two.get("k") is None  # another process never saw it
+        assert one.add("lock", "one", 60) is True
+        assert time.monotonic() - started < 2
+        assert one.is_down
+
+        redis_server.start()
+        assert two.add("lock", "two", 60) is True  # the restarted Redis is empty
+        assert one.add("lock", "one", 60) is False  # ... and shared again
+        one.set("k", "after", 60)
+        assert two.get("k") == "after"
+        assert not one.is_down
