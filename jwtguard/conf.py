@@ -48,7 +48,12 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "MAX_TOKEN_BYTES": 8 * 1024,
     "USER_RESOLVER": None,
     "SCOPE_CLAIMS": ["scope", "scp"],
+    # Verified tokens remembered per process (see jwtguard.tokencache); 0 turns the cache off.
+    "TOKEN_CACHE_SIZE": 0,
 }
+
+#: The largest ``TOKEN_CACHE_SIZE``: a bound on the memory the verified-token cache may take.
+MAX_TOKEN_CACHE_SIZE = 1_000_000
 
 KNOWN_KEYS = frozenset(ISSUER_DEFAULTS) | frozenset(GLOBAL_DEFAULTS)
 
@@ -88,6 +93,8 @@ class JWTGuardSettings:
     max_token_bytes: int
     user_resolver: str | None
     scope_claims: tuple[str, ...]
+    #: How many verified tokens each process remembers (``TOKEN_CACHE_SIZE``); 0: none.
+    token_cache_size: int = 0
 
     def issuer_for(self, iss: object) -> IssuerConfig | None:
         """The issuer a token is routed to: the only one, or the one whose ``ISSUER`` equals ``iss``."""
@@ -227,12 +234,23 @@ def parse_settings(raw: object) -> JWTGuardSettings:
     resolver = merged["USER_RESOLVER"]
     if resolver is not None and not isinstance(resolver, str):
         raise _fail("USER_RESOLVER", "must be a dotted path to a callable, or None.")
+    token_cache_size = merged["TOKEN_CACHE_SIZE"]
+    if (
+        isinstance(token_cache_size, bool)
+        or not isinstance(token_cache_size, int)
+        or not 0 <= token_cache_size <= MAX_TOKEN_CACHE_SIZE
+    ):
+        raise _fail(
+            "TOKEN_CACHE_SIZE",
+            f"must be an integer from 0 (off) to {MAX_TOKEN_CACHE_SIZE}, not {token_cache_size!r}.",
+        )
     return JWTGuardSettings(
         issuers=tuple(issuers),
         strict_auth_header=bool(merged["STRICT_AUTH_HEADER"]),
         max_token_bytes=max_token,
         user_resolver=resolver,
         scope_claims=_strings(merged, "SCOPE_CLAIMS", allow_single=False),
+        token_cache_size=token_cache_size,
     )
 
 

@@ -5,12 +5,13 @@
 3. key: ``KeyProvider.get_key(kid, alg)`` (L1 memory, L2 shared cache, at most then the issuer).
 4. verify: the signature with PyJWT's algorithm for ``alg``, then the claims and their JSON types.
 
-The token is decoded exactly once; the signature check is PyJWT's (cryptography underneath).
+The token is decoded exactly once; the signature is checked by cryptography with the padding and hash
+PyJWT's algorithm objects use (called directly: the hot path is measured against a bare ``jwt.decode``,
+see ``docs/performance.md``).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -22,6 +23,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature as _BadSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
 from jwtguard import signals
 from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings, on_reset
 from jwtguard.exceptions import (
@@ -31,6 +38,7 @@ from jwtguard.exceptions import (
     InvalidIssuer,
     InvalidSignature,
     InvalidTokenType,
+    JWTGuardError,
     MalformedToken,
     MissingClaim,
     MissingKeyId,
@@ -39,9 +47,11 @@ from jwtguard.exceptions import (
     TokenNotYetValid,
     TokenTooLarge,
     UnknownIssuer,
+    UnknownKeyId,
     UnsupportedHeader,
 )
 from jwtguard.jwks import KeyProvider, VerificationKey, get_provider
+from jwtguard.tokencache import CachedToken, TokenCache
 
 logger = logging.getLogger("jwtguard")
 
@@ -77,11 +87,19 @@ class AccessToken:
         return sub if isinstance(sub, str) else None
 
 
-def _b64decode(segment: str) -> bytes:
-    if len(segment) % 4 == 1:
+#: base64url -> base64, applied to the whole token at once (``.`` is left alone).
+_TO_STANDARD_BASE64 = bytes.maketrans(b"-_", b"+/")
+#: Padding by segment length modulo 4 (1 is impossible: 6 bits cannot make a byte).
+_PADDING = (b"", b"", b"==", b"=")
+
+
+def _b64decode(segment: bytes) -> bytes:
+    """Decode one segment already translated to the standard alphabet (``_COMPACT_JWS`` vetted its characters)."""
+    remainder = len(segment) % 4
+    if remainder == 1:
         raise MalformedToken("a base64url segment has an impossible length")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(segment + _PADDING[remainder])
     except (binascii.Error, ValueError) as exc:  # pragma: no cover - the pattern admits only valid characters
         raise MalformedToken("a segment is not base64url") from exc
 
@@ -97,13 +115,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Built once: json.loads(..., object_pairs_hook=...) would build a decoder and its scanner per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_object_without_duplicates,
-            parse_constant=_reject_constant,
-        )
+        text = data.decode("utf-8")
+        try:
+            # The common case, a text that is exactly one value, straight to the C scanner; anything else
+            # (surrounding whitespace, trailing junk, a BOM, no value at all) goes through decode(), which
+            # accepts or refuses it exactly as json.loads does.
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedToken(f"the {what} is not JSON without duplicate members") from exc
     if not isinstance(value, dict):
@@ -117,14 +145,83 @@ def parse(raw: str, *, max_bytes: int) -> ParsedToken:
         raise TokenTooLarge(f"token of {len(raw)} characters is over the {max_bytes} cap")
     if not _COMPACT_JWS.fullmatch(raw):
         raise MalformedToken("not three non-empty base64url segments")
-    header_b64, claims_b64, signature_b64 = raw.split(".")
+    data = raw.encode("ascii")  # the pattern admits ASCII only
+    first, last = data.index(b"."), data.rindex(b".")
+    standard = data.translate(_TO_STANDARD_BASE64)
     return ParsedToken(
         raw=raw,
-        header=_json_object(_b64decode(header_b64), "header"),
-        claims=_json_object(_b64decode(claims_b64), "claims set"),
-        signing_input=f"{header_b64}.{claims_b64}".encode("ascii"),
-        signature=_b64decode(signature_b64),
+        header=_json_object(_b64decode(standard[:first]), "header"),
+        claims=_json_object(_b64decode(standard[first + 1 : last]), "claims set"),
+        signing_input=data[:last],
+        signature=_b64decode(standard[last + 1 :]),
     )
+
+
+SignatureCheck = Callable[[Any, bytes, bytes], None]
+
+
+def _rsa_pkcs1(hash_algorithm: hashes.HashAlgorithm) -> SignatureCheck:
+    pkcs1 = padding.PKCS1v15()
+
+    def check(key: Any, message: bytes, signature: bytes) -> None:
+        key.verify(signature, message, pkcs1, hash_algorithm)
+
+    return check
+
+
+def _rsa_pss(hash_algorithm: hashes.HashAlgorithm) -> SignatureCheck:
+    # PyJWT's RSAPSSAlgorithm: MGF1 with the same hash, salt as long as the digest (RFC 7518 3.5).
+    pss = padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size)
+
+    def check(key: Any, message: bytes, signature: bytes) -> None:
+        key.verify(signature, message, pss, hash_algorithm)
+
+    return check
+
+
+def _ecdsa(hash_algorithm: hashes.HashAlgorithm) -> SignatureCheck:
+    ecdsa = ECDSA(hash_algorithm)
+
+    def check(key: Any, message: bytes, signature: bytes) -> None:
+        # JWS carries r || s, each as long as the curve's order (RFC 7518 3.4); cryptography wants DER.
+        size = (key.curve.key_size + 7) // 8
+        if len(signature) != 2 * size:
+            raise _BadSignature("ECDSA signature of the wrong length")
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        key.verify(encode_dss_signature(r, s), message, ecdsa)
+
+    return check
+
+
+def _eddsa(key: Any, message: bytes, signature: bytes) -> None:
+    key.verify(signature, message)
+
+
+#: One signature check per algorithm jwtguard accepts, each raising ``cryptography``'s InvalidSignature.
+_SIGNATURE_CHECKS: dict[str, SignatureCheck] = {
+    "RS256": _rsa_pkcs1(hashes.SHA256()),
+    "RS384": _rsa_pkcs1(hashes.SHA384()),
+    "RS512": _rsa_pkcs1(hashes.SHA512()),
+    "PS256": _rsa_pss(hashes.SHA256()),
+    "PS384": _rsa_pss(hashes.SHA384()),
+    "PS512": _rsa_pss(hashes.SHA512()),
+    "ES256": _ecdsa(hashes.SHA256()),
+    "ES384": _ecdsa(hashes.SHA384()),
+    "ES512": _ecdsa(hashes.SHA512()),
+    "EdDSA": _eddsa,
+}
+
+
+def signature_is_valid(key: VerificationKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` over ``signing_input`` verifies with ``key`` under ``alg`` (one of the key's own)."""
+    if alg not in key.algorithms:
+        return False
+    try:
+        _SIGNATURE_CHECKS[alg](key.key, signing_input, signature)
+    except _BadSignature:
+        return False
+    return True
 
 
 def _is_number(value: object) -> bool:
@@ -135,7 +232,11 @@ def _is_number(value: object) -> bool:
 
 
 class TokenValidator:
-    """Validates raw access tokens against the configured issuers. Stateless apart from its settings."""
+    """Validates raw access tokens against the configured issuers.
+
+    Stateless apart from its settings, a memo of each issuer's ``KeyProvider``, and the verified-token cache
+    when ``TOKEN_CACHE_SIZE`` turns it on (see ``jwtguard.tokencache``).
+    """
 
     def __init__(
         self,
@@ -146,18 +247,55 @@ class TokenValidator:
         self.settings = settings
         self.provider_for = provider_for
         self.clock = clock
+        size = settings.token_cache_size
+        self.token_cache: TokenCache | None = TokenCache(size) if size > 0 else None
+        # (config, provider) by id(config): a frozen dataclass rehashes all its fields on every dict lookup.
+        self._providers: dict[int, tuple[IssuerConfig, KeyProvider]] = {}
 
     def validate(self, raw: str) -> AccessToken:
         """The verified token, or a ``TokenError`` (401) / ``KeySetUnavailable`` (503) saying why not."""
+        cache = self.token_cache
+        if cache is not None and len(raw) <= self.settings.max_token_bytes:
+            entry = cache.get(raw)
+            if entry is not None:
+                token = self._revalidate(raw, entry, cache)
+                if token is not None:
+                    cache.hits += 1
+                    return token
+            cache.misses += 1
         config: IssuerConfig | None = None
         try:
             parsed = self.parse(raw)
             config, kid, alg = self.route(parsed)
-            key = self.provider_for(config).get_key(kid, alg)
-            return self.verify(parsed, config, key)
+            key = self.provider(config).get_key(kid, alg)
+            token = self.verify(parsed, config, key)
         except TokenError as exc:
             self.rejected(exc, config)
             raise
+        if cache is not None:
+            cache.put(raw, CachedToken(token=_copy(token), key=key, kid=kid, alg=alg))
+        return token
+
+    def _revalidate(self, raw: str, entry: CachedToken, cache: TokenCache) -> AccessToken | None:
+        """A cached token again, if its key is still the one the provider hands out and its times still hold;
+        otherwise None, with the entry dropped (the caller then validates the token from scratch)."""
+        token = entry.token
+        config = token.issuer
+        try:
+            if self.provider(config).get_key(entry.kid, entry.alg) is not entry.key:
+                raise UnknownKeyId("the key set changed since the token was cached")
+            check_times(token.claims, self.clock(), config.leeway)
+        except JWTGuardError:
+            cache.discard(raw)
+            return None
+        return _copy(token)
+
+    def provider(self, config: IssuerConfig) -> KeyProvider:
+        """The key provider for ``config`` (``provider_for``, remembered per config object)."""
+        memo = self._providers.get(id(config))
+        if memo is None or memo[0] is not config:
+            memo = self._providers[id(config)] = (config, self.provider_for(config))
+        return memo[1]
 
     def rejected(self, exc: TokenError, config: IssuerConfig | None) -> None:
         """Log and signal a refusal (the reason goes to the log, never to the client)."""
@@ -188,20 +326,11 @@ class TokenValidator:
 
     def verify(self, parsed: ParsedToken, config: IssuerConfig, key: VerificationKey) -> AccessToken:
         """Check the signature with ``key``, then the claims; returns the ``AccessToken``."""
-        if not key.verify(parsed.header["alg"], parsed.signing_input, parsed.signature):
+        if not signature_is_valid(key, parsed.header["alg"], parsed.signing_input, parsed.signature):
             raise InvalidSignature(f"signature does not verify with key {key.kid!r}")
         claims = parsed.claims
         _check_types(claims)
-        now = self.clock()
-        leeway = config.leeway
-        if "exp" not in claims:
-            raise MissingClaim("exp")
-        if claims["exp"] <= now - leeway:
-            raise TokenExpired(f"expired at {claims['exp']}")
-        if "nbf" in claims and claims["nbf"] > now + leeway:
-            raise TokenNotYetValid(f"not valid before {claims['nbf']}")
-        if "iat" in claims and claims["iat"] > now + leeway:
-            raise TokenNotYetValid(f"issued in the future, at {claims['iat']}")
+        check_times(claims, self.clock(), config.leeway)
         if "iss" not in claims:
             raise MissingClaim("iss")
         if claims["iss"] != config.issuer:
@@ -213,6 +342,11 @@ class TokenValidator:
         return AccessToken(raw=parsed.raw, header=parsed.header, claims=claims, issuer=config)
 
 
+def _copy(token: AccessToken) -> AccessToken:
+    # Fresh containers in and out of the token cache, so a caller that edits its claims edits only its own.
+    return AccessToken(raw=token.raw, header=dict(token.header), claims=dict(token.claims), issuer=token.issuer)
+
+
 def _type_matches(typ: object, expected: str) -> bool:
     if not isinstance(typ, str):
         return False
@@ -220,14 +354,36 @@ def _type_matches(typ: object, expected: str) -> bool:
     return typ == expected or typ == "application/" + expected
 
 
+def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
+    """``exp`` present and not past, ``nbf`` and ``iat`` not in the future, each with ``leeway`` seconds of skew.
+
+    The claims' types were checked before (``_check_types``); the token cache calls this again on every hit.
+    """
+    if "exp" not in claims:
+        raise MissingClaim("exp")
+    if claims["exp"] <= now - leeway:
+        raise TokenExpired(f"expired at {claims['exp']}")
+    if "nbf" in claims and claims["nbf"] > now + leeway:
+        raise TokenNotYetValid(f"not valid before {claims['nbf']}")
+    if "iat" in claims and claims["iat"] > now + leeway:
+        raise TokenNotYetValid(f"issued in the future, at {claims['iat']}")
+
+
+_ABSENT = object()
+
+
 def _check_types(claims: Mapping[str, Any]) -> None:
     # PyJWT accepts an `exp` of "1700000000" or True and a numeric `sub`; a validator must not.
+    get = claims.get
     for name in _NUMERIC_CLAIMS:
-        if name in claims and not _is_number(claims[name]):
-            raise InvalidClaim(f"{name} must be a finite number, not {type(claims[name]).__name__}")
+        value = get(name, _ABSENT)
+        # `type(...) is int` first: the common case, and exact (JSON makes no bool-like ints but bool itself).
+        if value is not _ABSENT and type(value) is not int and not _is_number(value):
+            raise InvalidClaim(f"{name} must be a finite number, not {type(value).__name__}")
     for name in _STRING_CLAIMS:
-        if name in claims and not isinstance(claims[name], str):
-            raise InvalidClaim(f"{name} must be a string, not {type(claims[name]).__name__}")
+        value = get(name, _ABSENT)
+        if value is not _ABSENT and not isinstance(value, str):
+            raise InvalidClaim(f"{name} must be a string, not {type(value).__name__}")
     scp = claims.get("scp")
     if scp is not None and not (
         isinstance(scp, str) or (isinstance(scp, list) and all(isinstance(s, str) for s in scp))
@@ -241,6 +397,8 @@ def _check_audience(claims: Mapping[str, Any], accepted: tuple[str, ...], claim:
         raise MissingClaim(claim)
     aud = claims[claim]
     if isinstance(aud, str):
+        if aud in accepted:
+            return
         aud = [aud]
     if not isinstance(aud, list) or not aud or not all(isinstance(a, str) for a in aud):
         raise InvalidAudience(f"{claim} must be a string or a non-empty list of strings")
