@@ -1,7 +1,31 @@
-"""Helpers for testing APIs protected by jwtguard with real signed tokens (see ``FakeIssuer``)."""
+"""Helpers for testing APIs protected by jwtguard with real signed tokens (see ``FakeIssuer``).
+
+Names are imported on first use (PEP 562): the pytest plugin, a submodule, loads in every test run of
+every project that installs jwtguard and must not pull in PyJWT and cryptography for nothing.
+"""
 
 from __future__ import annotations
 
-from jwtguard.testing.issuer import FakeIssuer, Fault, SigningKey, generate_key
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Fault", "FakeIssuer", "SigningKey", "generate_key"]
+if TYPE_CHECKING:
+    from jwtguard.testing.clients import TokenClients
+    from jwtguard.testing.issuer import FakeIssuer, Fault, SigningKey, generate_key
+
+__all__ = ["Fault", "FakeIssuer", "SigningKey", "TokenClients", "generate_key"]
+
+_HOMES = {
+    "FakeIssuer": "jwtguard.testing.issuer",
+    "Fault": "jwtguard.testing.issuer",
+    "SigningKey": "jwtguard.testing.issuer",
+    "generate_key": "jwtguard.testing.issuer",
+    "TokenClients": "jwtguard.testing.clients",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

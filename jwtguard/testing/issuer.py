@@ -28,6 +28,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgori
 
 JWKS_PATH = "/.well-known/jwks.json"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+STATS_PATH = "/stats"
 DEFAULT_AUDIENCE = "https://api.example.test"
 
 
@@ -271,6 +272,11 @@ def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
                 self._json(issuer.discovery())
             elif parts.path == "/mint" and issuer.allow_minting:
                 self._mint(parse_qs(parts.query))
+            elif parts.path == STATS_PATH:
+                # The request counts, for processes that cannot read ``issuer.requests`` (demo, e2e test).
+                with issuer._lock:
+                    counts = dict(issuer.requests)
+                self._json({"requests": counts, "jwks_requests": counts.get(JWKS_PATH, 0)})
             else:
                 self._send(404, b'{"error": "not found"}')
 
@@ -339,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"jwtguard development issuer (NOT for production) at {issuer.issuer}", flush=True)
     print(f"  discovery: {issuer.url}{DISCOVERY_PATH}\n  jwks:      {issuer.jwks_url}", flush=True)
     print(f"  mint:      {issuer.url}/mint?sub=alice&scope=read:friends", flush=True)
+    print(f"  stats:     {issuer.url}{STATS_PATH}", flush=True)
     try:
         while True:
             time.sleep(3600)
