@@ -1,9 +1,36 @@
 from __future__ import annotations
 
+import importlib.util
+
 from django.apps import AppConfig
+from django.core import checks
 
 
 class JWTGuardConfig(AppConfig):
     name = "jwtguard"
     verbose_name = "jwtguard"
     default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from jwtguard import metrics  # noqa: F401 - connects the rejection counter to token_rejected
+        from jwtguard.checks import check_settings
+
+        checks.register(check_settings)
+        load_optional_integrations()
+
+
+def load_optional_integrations() -> list[str]:
+    """Import the integrations whose library is installed (importing registers them); returns their modules."""
+    loaded = []
+    if _installed("drf_spectacular") and _installed("rest_framework"):
+        import jwtguard.contrib.spectacular  # noqa: F401 - drf-spectacular finds extensions by subclassing
+
+        loaded.append("jwtguard.contrib.spectacular")
+    return loaded
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

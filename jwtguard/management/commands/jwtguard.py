@@ -1,0 +1,253 @@
+"""``manage.py jwtguard status | refresh | inspect <token>``: look at, warm, and question the shared key set."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
+from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
+from jwtguard.jwks import KeyProvider, get_provider
+from jwtguard.validation import get_validator, parse
+from jwtguard.views import describe_keyset
+
+#: Claims holding NumericDate times, shown as dates by ``inspect``.
+TIME_CLAIMS = ("exp", "nbf", "iat", "auth_time")
+
+
+class Command(BaseCommand):
+    help = (
+        "Inspect and warm jwtguard's shared key sets: 'status' shows each issuer's cached key set, 'refresh' "
+        "fetches now (non-zero exit on failure, for deploy hooks), 'inspect TOKEN' decodes a token without "
+        "trusting it and says whether jwtguard would accept it and why."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        subcommands = parser.add_subparsers(dest="subcommand", metavar="{status,refresh,inspect}")
+        # Django's CommandParser needs the subparsers built with its own class to report errors properly.
+        status = subcommands.add_parser("status", help="each issuer's key set: where it is cached, age, kids")
+        status.add_argument("--issuer", help="only this issuer (its ISSUER value)")
+        status.add_argument("--json", action="store_true", help="machine-readable output")
+        refresh = subcommands.add_parser("refresh", help="fetch every issuer's key set now; exit 1 on failure")
+        refresh.add_argument("--issuer", help="only this issuer (its ISSUER value)")
+        inspect = subcommands.add_parser("inspect", help="decode a token (untrusted) and say if it would pass")
+        inspect.add_argument("token", help="the JWT, or - to read it from standard input (keeps it out of ps)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        subcommand = options.get("subcommand")
+        if subcommand is None:
+            raise CommandError("say what to do: status, refresh or inspect TOKEN (see --help)")
+        try:
+            settings = get_settings()
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"settings.JWTGUARD is invalid: {exc}") from exc
+        if subcommand == "status":
+            self.status(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
+        elif subcommand == "refresh":
+            self.refresh(_selected(settings, options.get("issuer")))
+        else:
+            self.inspect(_read_token(options["token"]))
+
+    # -- status -------------------------------------------------------------------------------------------
+
+    def status(self, issuers: list[IssuerConfig], *, as_json: bool) -> None:
+        reports = [issuer_status(config) for config in issuers]
+        if as_json:
+            self.stdout.write(json.dumps(reports, indent=2))
+            return
+        for report in reports:
+            self.stdout.write(self.style.MIGRATE_HEADING(f"issuer {report['issuer']}"))
+            self.stdout.write(f"  JWKS URL:    {report['jwks_url']}")
+            self.stdout.write(f"  cache:       alias {report['cache_alias']!r} ({report['cache_backend']})")
+            self.stdout.write(f"  cache key:   {report['cache_key']}")
+            if report["state"] == "none":
+                self.stdout.write(self.style.WARNING("  key set:     none cached (run: manage.py jwtguard refresh)"))
+            else:
+                line = (
+                    f"  key set:     {report['state']}, fetched {_ago(report['age_seconds'])} "
+                    f"at {_when(report['fetched_at'])}; "
+                )
+                if report["state"] == "fresh":
+                    line += f"fresh for {report['fresh_for_seconds']:.0f}s more"
+                elif report["state"] == "stale":
+                    line += f"stale: usable for {report['usable_for_seconds']:.0f}s more while the issuer fails"
+                else:
+                    line += "expired: too old to verify tokens"
+                style = self.style.SUCCESS if report["state"] == "fresh" else self.style.WARNING
+                self.stdout.write(style(line))
+                etag = f", ETag {report['etag']}" if report["etag"] else ""
+                self.stdout.write(f"  kids:        {len(report['kids'])}{etag}")
+                for kid, algorithms in report["kids"].items():
+                    self.stdout.write(f"    {kid}: {', '.join(algorithms)}")
+            self.stdout.write(f"  last fetch:  {report['last_fetch']}")
+
+    # -- refresh ------------------------------------------------------------------------------------------
+
+    def refresh(self, issuers: list[IssuerConfig]) -> None:
+        failed = []
+        for config in issuers:
+            provider = get_provider(config)
+            started = time.time()
+            try:
+                keyset = provider.refresh("manage.py jwtguard refresh")
+            except KeySetUnavailable as exc:
+                keyset, error = None, provider.last_error or exc.reason
+            else:
+                # refresh() hands back the last good key set when the fetch fails: that is no refresh.
+                error = provider.last_error or "the key set was not fetched"
+            if keyset is None or keyset.fetched_at < started:
+                failed.append(config.issuer)
+                self.stderr.write(f"{config.issuer}: refresh FAILED: {error}")
+                continue
+            kids = ", ".join(sorted(keyset.keys))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{config.issuer}: refreshed from {keyset.url}: kids {kids}; fresh for {keyset.fresh_for:.0f}s, "
+                    f"shared as {provider.entry_key!r} in cache {config.cache_alias!r}"
+                )
+            )
+        if failed:
+            raise CommandError(f"could not refresh the key set of {', '.join(failed)}")
+
+    # -- inspect ------------------------------------------------------------------------------------------
+
+    def inspect(self, raw: str) -> None:
+        settings = get_settings()
+        try:
+            parsed = parse(raw, max_bytes=settings.max_token_bytes)
+        except MalformedToken as exc:
+            self.stdout.write(f"rejected: {exc.code} ({exc.reason})")
+            raise CommandError(f"token rejected ({exc.code})") from exc
+        now = time.time()
+        self.stdout.write(self.style.MIGRATE_HEADING("header (not verified)"))
+        self.stdout.write(json.dumps(parsed.header, indent=2, sort_keys=True))
+        self.stdout.write(self.style.MIGRATE_HEADING("claims (not verified)"))
+        self.stdout.write(json.dumps(parsed.claims, indent=2, sort_keys=True))
+        for name in TIME_CLAIMS:
+            value = parsed.claims.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.stdout.write(f"  {name}: {_when(value)} ({_relative(value - now)})")
+        self.stdout.write(self.style.MIGRATE_HEADING("verdict"))
+        try:
+            token = get_validator().validate(raw)
+        except TokenError as exc:
+            self.stdout.write(self.style.ERROR(f"rejected: {exc.code} ({_explain(exc, parsed.claims, now)})"))
+            raise CommandError(f"token rejected ({exc.code})") from exc
+        except KeySetUnavailable as exc:
+            self.stdout.write(self.style.WARNING(f"undecided: {exc.code} ({exc.reason}); the token is not at fault"))
+            raise CommandError("no key set to check the token with", returncode=2) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"accepted: signed by key {token.header.get('kid')!r} of {token.issuer.issuer}, "
+                f"subject {token.subject!r}, expires {_relative(token.claims['exp'] - now)}"
+            )
+        )
+
+
+def issuer_status(config: IssuerConfig) -> dict[str, Any]:
+    """What ``status`` shows for one issuer, as plain data: the shared entry as every process sees it."""
+    provider = get_provider(config)
+    keyset = provider.current()
+    report: dict[str, Any] = {
+        "issuer": config.issuer,
+        "jwks_url": _jwks_url(config, provider, keyset.url if keyset else None),
+        "cache_alias": config.cache_alias,
+        "cache_backend": _backend_name(config.cache_alias),
+        "cache_key": provider.entry_key,
+        "last_fetch": _last_fetch(provider, keyset.fetched_at if keyset else None),
+    }
+    if keyset is None:
+        return {**report, "state": "none", "kids": {}, "etag": None}
+    return {**describe_keyset(keyset, time.time()), **report, "fetched_at": keyset.fetched_at, "etag": keyset.etag}
+
+
+def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConfig]:
+    if issuer is None:
+        return list(settings.issuers)
+    chosen = [config for config in settings.issuers if config.issuer == issuer]
+    if not chosen:
+        known = ", ".join(config.issuer for config in settings.issuers)
+        raise CommandError(f"no issuer {issuer!r} is configured; configured: {known}")
+    return chosen
+
+
+def _read_token(value: str) -> str:
+    raw = sys.stdin.read() if value == "-" else value
+    raw = raw.strip()
+    if raw.lower().startswith("bearer "):
+        raw = raw[7:].strip()
+    return raw
+
+
+def _jwks_url(config: IssuerConfig, provider: KeyProvider, fetched_from: str | None) -> str:
+    if config.jwks_url:
+        return config.jwks_url
+    if fetched_from:
+        return f"{fetched_from} (discovered)"
+    discovered = provider.cache.get(provider.discovery_key)
+    if isinstance(discovered, str):
+        return f"{discovered} (discovered)"
+    return f"not yet discovered (from {config.discovery_url})"
+
+
+def _backend_name(alias: str) -> str:
+    try:
+        backend = caches[alias]
+    except Exception as exc:  # InvalidCacheBackendError, or a backend that cannot be built
+        return f"unavailable: {exc}"
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
+def _last_fetch(provider: KeyProvider, fetched_at: float | None) -> str:
+    """From the shared counters, so it tells what any process last saw, not only this one."""
+    failures = provider.cache.get(provider.failures_key)
+    retry_at = provider.cache.get(provider.backoff_key)
+    if isinstance(failures, int) and failures > 0:
+        line = f"FAILED {failures} time(s) in a row"
+        if provider.last_error:
+            line += f": {provider.last_error}"
+        if isinstance(retry_at, float):
+            line += f"; next try after {_when(retry_at)}"
+        return line
+    if fetched_at is not None:
+        return f"succeeded at {_when(fetched_at)}"
+    return "never fetched"
+
+
+def _explain(exc: TokenError, claims: dict[str, Any], now: float) -> str:
+    reason = exc.reason
+    exp = claims.get("exp")
+    if exc.code == "token_expired" and isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        return f"expired at {_when(exp)}, {_relative(exp - now)}"
+    return reason
+
+
+def _when(timestamp: float) -> str:
+    try:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{timestamp!r} (out of range)"
+
+
+def _ago(seconds: float) -> str:
+    return _relative(-seconds)
+
+
+def _relative(seconds: float) -> str:
+    span = abs(seconds)
+    if span < 120:
+        amount = f"{span:.0f}s"
+    elif span < 7200:
+        amount = f"{span / 60:.0f} min"
+    elif span < 172800:
+        amount = f"{span / 3600:.0f} h"
+    else:
+        amount = f"{span / 86400:.0f} days"
+    return f"in {amount}" if seconds > 0 else f"{amount} ago"

@@ -1,0 +1,67 @@
+"""``ready``: a readiness probe (Kubernetes) that is green once every issuer's key set can verify tokens.
+
+Route it without authentication: ``path("readyz", jwtguard.views.ready)``. A cold pod fetches (or reads
+from the shared cache) on the first probe, so it turns ready as soon as the key set is there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from jwtguard.conf import IssuerConfig, get_settings
+from jwtguard.exceptions import KeySetUnavailable
+from jwtguard.jwks import KeySet, get_provider
+
+logger = logging.getLogger("jwtguard")
+
+
+@never_cache
+@require_safe
+def ready(request: HttpRequest) -> JsonResponse:
+    """200 when every issuer's key set is usable (fresh, or stale within JWKS_MAX_STALE), else 503."""
+    try:
+        issuers = get_settings().issuers
+    except ImproperlyConfigured as exc:
+        # A probe must answer, not crash: the settings error is the reason the pod is not ready.
+        return JsonResponse({"ready": False, "error": str(exc), "issuers": []}, status=503)
+    reports = [issuer_readiness(config) for config in issuers]
+    is_ready = all(report["ready"] for report in reports)
+    return JsonResponse({"ready": is_ready, "issuers": reports}, status=200 if is_ready else 503)
+
+
+def issuer_readiness(config: IssuerConfig) -> dict[str, Any]:
+    """One issuer's part of the probe's body; tries to obtain the key set, so a cold process warms up."""
+    provider = get_provider(config)
+    report: dict[str, Any] = {"issuer": config.issuer, "cache_alias": config.cache_alias}
+    try:
+        keyset = provider.usable_keyset()
+    except KeySetUnavailable as exc:
+        logger.info("jwtguard: not ready for %s: %s", config.issuer, exc.reason)
+        return {**report, "ready": False, "state": "unavailable", "error": provider.last_error or exc.reason}
+    except Exception:
+        # Never a 500 from a probe: whatever went wrong, this issuer is not ready.
+        logger.exception("jwtguard: readiness check for %s failed", config.issuer)
+        return {**report, "ready": False, "state": "error", "error": "unexpected error (see the jwtguard log)"}
+    return {**report, "ready": True, **describe_keyset(keyset, time.time())}
+
+
+def describe_keyset(keyset: KeySet, now: float) -> dict[str, Any]:
+    """Age, freshness and kids of a key set, as plain data (the probe and ``manage.py jwtguard status``)."""
+    state = "fresh" if now < keyset.fresh_until else "stale" if now < keyset.stale_until else "expired"
+    return {
+        "state": state,
+        "jwks_url": keyset.url,
+        "age_seconds": round(max(0.0, now - keyset.fetched_at), 1),
+        "fresh_for_seconds": round(max(0.0, keyset.fresh_until - now), 1),
+        "usable_for_seconds": round(max(0.0, keyset.stale_until - now), 1),
+        "kids": {
+            kid: sorted({alg for key in keys for alg in key.algorithms}) for kid, keys in sorted(keyset.keys.items())
+        },
+    }

@@ -1,0 +1,294 @@
+"""System checks: one condition per id, a sentence naming the key, a hint; and `manage.py check` end to end."""
+
+from __future__ import annotations
+
+import re
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.checks import Error, Warning
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from jwtguard import checks
+from jwtguard.checks import CHECK_IDS, check_settings
+from tests.conftest import real_redis_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = {
+    "ISSUER": "https://tenant.eu.auth0.com/",
+    "AUDIENCE": "https://api.example.com",
+}
+REDIS = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [message.id for message in messages]
+
+
+@pytest.fixture
+def redis_caches(settings: Any) -> None:
+    settings.CACHES = {"default": REDIS}
+
+
+def run_checks(settings: Any, jwtguard: object, caches: dict[str, Any] | None = None) -> list[Any]:
+    settings.JWTGUARD = jwtguard
+    if caches is not None:
+        settings.CACHES = caches
+    return check_settings()
+
+
+class TestIds:
+    def test_each_id_is_raised_in_exactly_one_place(self) -> None:
+        source = Path(checks.__file__).read_text()
+        raised = re.findall(r'id="(jwtguard\.[EW]\d{3})"', source)
+        assert sorted(raised) == sorted(CHECK_IDS), "every id in CHECK_IDS, raised once, and no other"
+        assert len(raised) == len(set(raised))
+
+    def test_errors_are_e_and_warnings_are_w(self, settings: Any) -> None:
+        source = Path(checks.__file__).read_text()
+        found = re.findall(r'\b(Error|Warning)\(\s*(?:.|\n)*?id="(jwtguard\.[EW]\d{3})"', source)
+        assert len(found) == len(CHECK_IDS)
+        for kind, check_id in found:
+            assert check_id[9] == kind[0], check_id
+
+    def test_the_docs_list_every_id_with_its_condition(self) -> None:
+        page = (ROOT / "docs" / "checks.md").read_text()
+        documented = re.findall(r"^## `(jwtguard\.[EW]\d{3})`", page, flags=re.MULTILINE)
+        assert documented == sorted(CHECK_IDS)
+
+
+class TestConditions:
+    def test_good_settings_on_redis_pass(self, settings: Any, redis_caches: None) -> None:
+        assert run_checks(settings, GOOD) == []
+
+    def test_unreadable_settings_are_e001_with_the_parser_message(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {**GOOD, "JWKS_CACHE_TTL": "ten minutes"})
+        assert ids(messages) == ["jwtguard.E001"]
+        assert "JWTGUARD['JWKS_CACHE_TTL']" in messages[0].msg
+        assert messages[0].hint
+
+    def test_a_setting_that_is_not_a_dict_is_e001(self, settings: Any) -> None:
+        assert ids(run_checks(settings, ["ISSUER"])) == ["jwtguard.E001"]
+
+    def test_unknown_keys_are_e001(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {**GOOD, "AUDIENCES": ["x"]})
+        assert ids(messages) == ["jwtguard.E001"]
+        assert "AUDIENCES" in messages[0].msg
+
+    def test_no_jwtguard_setting_at_all_is_e002_and_e003(self, settings: Any) -> None:
+        del settings.JWTGUARD
+        assert ids(check_settings()) == ["jwtguard.E002", "jwtguard.E003"]
+
+    def test_missing_issuer_is_e002(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {"AUDIENCE": "https://api.example.com"})
+        assert ids(messages) == ["jwtguard.E002"]
+        assert "JWTGUARD['ISSUER'] is not set" in messages[0].msg
+        assert "iss" in messages[0].hint
+
+    def test_missing_audience_is_e003_naming_the_issuer(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {"ISSUER": GOOD["ISSUER"]})
+        assert ids(messages) == ["jwtguard.E003"]
+        assert "JWTGUARD['AUDIENCE'] is not set for issuer 'https://tenant.eu.auth0.com/'" in messages[0].msg
+
+    def test_missing_audience_in_one_of_several_issuers_names_that_entry(
+        self, settings: Any, redis_caches: None
+    ) -> None:
+        messages = run_checks(settings, {"ISSUERS": [GOOD, {"ISSUER": "https://login.example.org/"}]})
+        assert ids(messages) == ["jwtguard.E003"]
+        assert "JWTGUARD['ISSUERS'][1]['AUDIENCE']" in messages[0].msg
+
+    @pytest.mark.parametrize("algorithms", [["none"], ["RS256", "HS256"], ["hs512"], ["NONE", "ES256"]])
+    def test_none_or_hmac_algorithms_are_e004(self, algorithms: list[str], settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {**GOOD, "ALGORITHMS": algorithms})
+        assert ids(messages) == ["jwtguard.E004"]
+        assert "JWTGUARD['ALGORITHMS']" in messages[0].msg
+        assert "RS256" in messages[0].hint
+
+    def test_a_cache_alias_missing_from_caches_is_e005(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {**GOOD, "CACHE_ALIAS": "jwks"})
+        assert ids(messages) == ["jwtguard.E005"]
+        assert "'jwks'" in messages[0].msg
+        assert "['default']" in messages[0].hint
+
+    @pytest.mark.parametrize(
+        ("backend", "name"),
+        [
+            ("django.core.cache.backends.locmem.LocMemCache", "LocMemCache"),
+            ("django.core.cache.backends.dummy.DummyCache", "DummyCache"),
+        ],
+    )
+    def test_a_per_process_cache_is_w001(self, backend: str, name: str, settings: Any) -> None:
+        messages = run_checks(settings, GOOD, {"default": {"BACKEND": backend}})
+        assert ids(messages) == ["jwtguard.W001"]
+        assert isinstance(messages[0], Warning)
+        assert name in messages[0].msg
+        assert "RedisCache" in messages[0].hint
+
+    @pytest.mark.parametrize(
+        "backend",
+        [
+            "django.core.cache.backends.redis.RedisCache",
+            "django_redis.cache.RedisCache",
+            "django.core.cache.backends.db.DatabaseCache",
+        ],
+    )
+    def test_shared_caches_pass(self, backend: str, settings: Any) -> None:
+        assert run_checks(settings, GOOD, {"default": {"BACKEND": backend, "LOCATION": "x"}}) == []
+
+    def test_a_backend_that_cannot_be_imported_is_left_to_django(self, settings: Any) -> None:
+        assert run_checks(settings, GOOD, {"default": {"BACKEND": "nowhere.Cache"}}) == []
+
+    @pytest.mark.parametrize(
+        ("overrides", "key"),
+        [
+            ({"JWKS_URL": "http://idp.example.com/jwks.json"}, "JWKS_URL"),
+            ({"ISSUER": "http://idp.example.com/"}, "ISSUER"),
+            ({"JWKS_URL": "http://10.0.0.5/jwks.json"}, "JWKS_URL"),
+        ],
+    )
+    def test_plain_http_to_a_remote_host_is_e006(
+        self, overrides: dict[str, str], key: str, settings: Any, redis_caches: None
+    ) -> None:
+        messages = run_checks(settings, {**GOOD, **overrides})
+        assert ids(messages) == ["jwtguard.E006"]
+        assert f"JWTGUARD[{key!r}]" in messages[0].msg
+        assert "https" in messages[0].hint
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"JWKS_URL": "http://127.0.0.1:8001/.well-known/jwks.json"},
+            {"ISSUER": "http://localhost:8001/"},
+            {"ISSUER": "http://[::1]:8001/"},
+            # The issuer is only compared with `iss` when the JWKS URL is given: nothing is fetched from it.
+            {"ISSUER": "http://idp.example.com/", "JWKS_URL": "https://idp.example.com/jwks.json"},
+        ],
+    )
+    def test_plain_http_to_loopback_or_never_fetched_passes(
+        self, overrides: dict[str, str], settings: Any, redis_caches: None
+    ) -> None:
+        assert run_checks(settings, {**GOOD, **overrides}) == []
+
+    def test_leeway_over_five_minutes_is_w002(self, settings: Any, redis_caches: None) -> None:
+        assert run_checks(settings, {**GOOD, "LEEWAY": 300}) == []
+        messages = run_checks(settings, {**GOOD, "LEEWAY": 301})
+        assert ids(messages) == ["jwtguard.W002"]
+        assert "JWTGUARD['LEEWAY'] is 301 seconds" in messages[0].msg
+
+    def test_cooldown_not_shorter_than_ttl_is_w003(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {**GOOD, "JWKS_CACHE_TTL": 60, "JWKS_REFRESH_COOLDOWN": 60})
+        assert ids(messages) == ["jwtguard.W003"]
+        assert "JWTGUARD['JWKS_REFRESH_COOLDOWN'] (60s)" in messages[0].msg
+
+    def test_l1_recheck_not_shorter_than_ttl_is_w004(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(
+            settings, {**GOOD, "JWKS_CACHE_TTL": 60, "JWKS_REFRESH_COOLDOWN": 10, "JWKS_L1_RECHECK": 90}
+        )
+        assert ids(messages) == ["jwtguard.W004"]
+
+    def test_max_stale_shorter_than_ttl_is_w005_unless_off(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {**GOOD, "JWKS_MAX_STALE": 300})
+        assert ids(messages) == ["jwtguard.W005"]
+        assert "JWTGUARD['JWKS_MAX_STALE'] (300s)" in messages[0].msg
+        assert run_checks(settings, {**GOOD, "JWKS_MAX_STALE": 0}) == []
+
+    def test_each_issuer_is_checked_and_named(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(
+            settings,
+            {
+                "LEEWAY": 600,
+                "ISSUERS": [GOOD, {"ISSUER": "https://login.example.org/", "AUDIENCE": "api", "LEEWAY": 30}],
+            },
+        )
+        assert ids(messages) == ["jwtguard.W002"]
+        # Inherited from the top level: named there, where it is to be changed.
+        assert "JWTGUARD['LEEWAY'] is 600 seconds" in messages[0].msg
+
+    def test_a_key_set_in_an_entry_is_named_in_that_entry(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {"ISSUERS": [GOOD, {**GOOD, "ISSUER": "https://b.example/", "LEEWAY": 900}]})
+        assert [m.msg.split(" is ")[0] for m in messages] == ["JWTGUARD['ISSUERS'][1]['LEEWAY']"]
+
+    def test_every_message_is_a_sentence_with_a_hint(self, settings: Any) -> None:
+        bad = {"ISSUERS": [{"ALGORITHMS": ["none"]}]}
+        messages = [
+            *run_checks(settings, bad),
+            *run_checks(
+                settings,
+                {
+                    **GOOD,
+                    "CACHE_ALIAS": "default",
+                    "JWKS_URL": "http://idp.example.com/jwks",
+                    "LEEWAY": 3600,
+                    "JWKS_CACHE_TTL": 10,
+                    "JWKS_L1_RECHECK": 10,
+                    "JWKS_REFRESH_COOLDOWN": 10,
+                    "JWKS_MAX_STALE": 5,
+                },
+                {"default": LOCMEM},
+            ),
+        ]
+        assert sorted(ids(messages)) == sorted(
+            [
+                "jwtguard.E002",
+                "jwtguard.E003",
+                "jwtguard.E004",
+                "jwtguard.W001",
+                "jwtguard.E006",
+                "jwtguard.W002",
+                "jwtguard.W003",
+                "jwtguard.W004",
+                "jwtguard.W005",
+            ]
+        )
+        for message in messages:
+            assert message.msg.startswith("JWTGUARD["), message.msg
+            assert message.msg.endswith("."), message.msg
+            assert message.hint
+            assert message.hint.endswith((".", ")")), message.hint
+            assert isinstance(message, Error) == message.id.startswith("jwtguard.E")
+
+
+class TestManagePyCheck:
+    """`manage.py check` itself: the checks are registered by the app config."""
+
+    def test_locmem_cache_prints_the_per_process_warning(self, settings: Any) -> None:
+        settings.JWTGUARD = GOOD
+        settings.CACHES = {"default": LOCMEM}
+        out, err = StringIO(), StringIO()
+        call_command("check", stdout=out, stderr=err)
+        assert "(jwtguard.W001)" in err.getvalue()
+        assert "LocMemCache that lives in one process" in err.getvalue()
+
+    @pytest.mark.parametrize(
+        "cache",
+        [
+            pytest.param(real_redis_cache(), id="RedisCache"),
+            pytest.param(
+                {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}, id="django-redis"
+            ),
+        ],
+    )
+    def test_redis_prints_nothing(self, cache: dict[str, Any], settings: Any) -> None:
+        settings.JWTGUARD = GOOD
+        settings.CACHES = {"default": cache}
+        out, err = StringIO(), StringIO()
+        call_command("check", stdout=out, stderr=err)
+        assert err.getvalue() == ""
+        assert "System check identified no issues" in out.getvalue()
+
+    def test_errors_fail_the_check(self, settings: Any) -> None:
+        settings.JWTGUARD = {"ISSUER": GOOD["ISSUER"]}
+        with pytest.raises(SystemCheckError, match=r"jwtguard\.E003"):
+            call_command("check", stdout=StringIO(), stderr=StringIO())
+
+    def test_a_silenced_warning_is_silent(self, settings: Any) -> None:
+        settings.JWTGUARD = GOOD
+        settings.CACHES = {"default": LOCMEM}
+        settings.SILENCED_SYSTEM_CHECKS = ["jwtguard.W001"]
+        err = StringIO()
+        call_command("check", stdout=StringIO(), stderr=err)
+        assert "jwtguard" not in err.getvalue()

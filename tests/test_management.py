@@ -1,0 +1,163 @@
+"""`manage.py jwtguard status | refresh | inspect`, against the real FakeIssuer and the shared cache."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import time_machine
+from django.core.cache import caches
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from jwtguard.conf import get_settings, reset
+from jwtguard.jwks import get_provider
+from jwtguard.testing import FakeIssuer, Fault
+
+
+def run(*args: str, stdin: str | None = None, monkeypatch: pytest.MonkeyPatch | None = None) -> str:
+    out = io.StringIO()
+    if stdin is not None:
+        assert monkeypatch is not None
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    call_command("jwtguard", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def new_process() -> None:
+    """Forget this process's providers (L1), as a separate `manage.py` run would start without them."""
+    reset()
+
+
+class TestRefreshThenStatus:
+    def test_refresh_fetches_into_the_shared_entry_and_status_shows_it(
+        self, jwtguard_settings: FakeIssuer, shared_cache: str
+    ) -> None:
+        issuer = jwtguard_settings
+        out = run("refresh")
+        assert issuer.jwks_requests == 1
+        assert f"{issuer.issuer}: refreshed from {issuer.jwks_url}" in out
+        config = get_settings().issuers[0]
+        entry_key = get_provider(config).entry_key
+        assert entry_key in out
+
+        new_process()
+        status = run("status")
+        assert issuer.jwks_requests == 1, "status reads the shared entry, it never fetches"
+        assert f"issuer {issuer.issuer}" in status
+        assert f"JWKS URL:    {issuer.jwks_url}" in status
+        assert "alias 'default' (django.core.cache.backends.redis.RedisCache)" in status
+        assert f"cache key:   {entry_key}" in status
+        assert "key set:     fresh, fetched" in status
+        assert "fresh for 600s more" in status or "fresh for 599s more" in status
+        assert f"{issuer.signing_key.kid}: RS256" in status
+        assert "last fetch:  succeeded at" in status
+        # The entry really is in the shared cache, where every worker and pod reads it.
+        assert caches["default"].get(entry_key)["url"] == issuer.jwks_url
+
+    def test_status_before_any_fetch_says_none_cached(self, jwtguard_settings: FakeIssuer) -> None:
+        status = run("status")
+        assert "none cached (run: manage.py jwtguard refresh)" in status
+        assert "last fetch:  never fetched" in status
+        assert jwtguard_settings.jwks_requests == 0
+
+    def test_status_json(self, jwtguard_settings: FakeIssuer) -> None:
+        run("refresh")
+        (report,) = json.loads(run("status", "--json"))
+        assert report["issuer"] == jwtguard_settings.issuer
+        assert report["state"] == "fresh"
+        assert list(report["kids"]) == [jwtguard_settings.signing_key.kid]
+        assert report["cache_alias"] == "default"
+
+    def test_status_of_a_stale_key_set_after_failed_refreshes(self, jwtguard_settings: FakeIssuer) -> None:
+        issuer = jwtguard_settings
+        run("refresh")
+        issuer.fault = Fault(status=503)
+        with time_machine.travel(get_provider(get_settings().issuers[0]).current().fresh_until + 5):  # type: ignore[union-attr]
+            with pytest.raises(CommandError):
+                run("refresh")
+            status = run("status")
+        assert "key set:     stale" in status
+        assert "usable for" in status
+        assert "last fetch:  FAILED 1 time(s) in a row" in status
+        assert "503" in status
+
+    def test_discovered_jwks_url_is_shown(self, issuer: FakeIssuer, configure: Callable[..., None]) -> None:
+        configure(issuer, JWKS_URL=None)
+        assert f"not yet discovered (from {issuer.url}/.well-known/openid-configuration)" in run("status")
+        run("refresh")
+        new_process()
+        assert f"JWKS URL:    {issuer.jwks_url} (discovered)" in run("status")
+
+    def test_refresh_failure_exits_non_zero(self, jwtguard_settings: FakeIssuer) -> None:
+        jwtguard_settings.stop()
+        err = io.StringIO()
+        with pytest.raises(CommandError, match="could not refresh the key set of") as caught:
+            call_command("jwtguard", "refresh", stdout=io.StringIO(), stderr=err)
+        assert caught.value.returncode == 1
+        assert "refresh FAILED" in err.getvalue()
+
+    def test_only_the_named_issuer(self, jwtguard_settings: FakeIssuer) -> None:
+        with pytest.raises(CommandError, match="no issuer 'https://other.example/' is configured"):
+            run("status", "--issuer", "https://other.example/")
+        assert jwtguard_settings.issuer in run("refresh", "--issuer", jwtguard_settings.issuer)
+
+
+class TestInspect:
+    def test_a_valid_token_is_accepted_and_explained(self, jwtguard_settings: FakeIssuer) -> None:
+        out = run("inspect", jwtguard_settings.mint(sub="alice"))
+        assert '"sub": "alice"' in out
+        assert f'"kid": "{jwtguard_settings.signing_key.kid}"' in out
+        assert "accepted: signed by key" in out
+        assert "subject 'alice'" in out
+
+    def test_an_expired_token_is_rejected_with_when(self, jwtguard_settings: FakeIssuer) -> None:
+        token = jwtguard_settings.mint(expires_in=-3600)
+        out = io.StringIO()
+        with pytest.raises(CommandError, match=r"token rejected \(token_expired\)"):
+            call_command("jwtguard", "inspect", token, stdout=out)
+        text = out.getvalue()
+        assert "header (not verified)" in text
+        assert "claims (not verified)" in text
+        assert "rejected: token_expired (expired at 20" in text
+        assert "UTC, 60 min ago)" in text
+
+    def test_wrong_audience(self, jwtguard_settings: FakeIssuer) -> None:
+        out = io.StringIO()
+        with pytest.raises(CommandError):
+            call_command("jwtguard", "inspect", jwtguard_settings.mint(aud="someone-else"), stdout=out)
+        assert "rejected: invalid_audience (aud ['someone-else'] names none of" in out.getvalue()
+
+    def test_not_a_jwt(self, jwtguard_settings: FakeIssuer) -> None:
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="malformed_token"):
+            call_command("jwtguard", "inspect", "not-a-jwt", stdout=out)
+        assert "rejected: malformed_token" in out.getvalue()
+        assert jwtguard_settings.jwks_requests == 0
+
+    def test_reads_the_token_from_stdin(self, jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+        token = jwtguard_settings.mint(sub="bob")
+        assert "subject 'bob'" in run("inspect", "-", stdin=f"Bearer {token}\n", monkeypatch=monkeypatch)
+
+    def test_no_key_set_is_undecided_not_rejected(self, jwtguard_settings: FakeIssuer) -> None:
+        token = jwtguard_settings.mint()
+        jwtguard_settings.stop()
+        out = io.StringIO()
+        with pytest.raises(CommandError) as caught:
+            call_command("jwtguard", "inspect", token, stdout=out)
+        assert caught.value.returncode == 2
+        assert "undecided: jwks_unavailable" in out.getvalue()
+
+
+def test_no_subcommand_is_an_error(jwtguard_settings: FakeIssuer) -> None:
+    with pytest.raises(CommandError, match="status, refresh or inspect"):
+        run()
+
+
+def test_invalid_settings_are_a_command_error(settings: Any) -> None:
+    settings.JWTGUARD = {"AUDIENCE": "x"}
+    with pytest.raises(CommandError, match="ISSUER"):
+        run("status")

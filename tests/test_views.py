@@ -1,0 +1,130 @@
+"""`jwtguard.views.ready`: a Kubernetes readiness probe over the real FakeIssuer and the shared cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import Client
+from django.urls import path
+
+from jwtguard import views
+from jwtguard.conf import get_settings, reset
+from jwtguard.jwks import KeySet, get_provider
+from jwtguard.testing import FakeIssuer
+
+urlpatterns = [path("readyz", views.ready)]
+pytestmark = pytest.mark.urls(__name__)
+
+
+def probe(client: Client) -> tuple[int, dict[str, Any]]:
+    response = client.get("/readyz")
+    assert response["Content-Type"] == "application/json"
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+def other_issuer() -> Iterator[FakeIssuer]:
+    with FakeIssuer("ES256", audience="https://other.example.test") as fake:
+        yield fake
+
+
+def test_a_cold_pod_becomes_ready_after_one_fetch(jwtguard_settings: FakeIssuer, client: Client) -> None:
+    status, body = probe(client)
+    assert status == 200
+    assert jwtguard_settings.jwks_requests == 1
+    (report,) = body["issuers"]
+    assert body["ready"] is True
+    assert report["issuer"] == jwtguard_settings.issuer
+    assert report["ready"] is True
+    assert report["state"] == "fresh"
+    assert report["jwks_url"] == jwtguard_settings.jwks_url
+    assert report["kids"] == {jwtguard_settings.signing_key.kid: ["RS256"]}
+    assert report["fresh_for_seconds"] > 590
+
+
+def test_another_pod_is_ready_from_the_shared_cache_without_fetching(
+    jwtguard_settings: FakeIssuer, client: Client, shared_cache: str
+) -> None:
+    assert probe(client)[0] == 200
+    reset()  # another process: no L1, the same shared cache
+    assert probe(client)[0] == 200
+    assert jwtguard_settings.jwks_requests == 1
+
+
+def test_no_key_set_and_the_issuer_down_is_503(jwtguard_settings: FakeIssuer, client: Client) -> None:
+    jwtguard_settings.stop()
+    status, body = probe(client)
+    assert status == 503
+    assert body["ready"] is False
+    (report,) = body["issuers"]
+    assert report["state"] == "unavailable"
+    assert report["ready"] is False
+    assert report["error"]
+
+
+def probe_then_stop(client: Client, issuer: FakeIssuer) -> KeySet:
+    """Ready once, then the issuer goes down; returns the key set the probe obtained."""
+    assert probe(client)[0] == 200
+    keyset = get_provider(get_settings().issuers[0]).current()
+    assert keyset is not None
+    issuer.stop()
+    return keyset
+
+
+def test_stale_within_max_stale_is_still_ready(jwtguard_settings: FakeIssuer, client: Client) -> None:
+    keyset = probe_then_stop(client, jwtguard_settings)
+    with time_machine.travel(keyset.fresh_until + 60, tick=False):
+        status, body = probe(client)
+    assert status == 200
+    assert body["issuers"][0]["state"] == "stale"
+    assert body["issuers"][0]["fresh_for_seconds"] == 0
+
+
+def test_stale_beyond_max_stale_is_503(jwtguard_settings: FakeIssuer, client: Client) -> None:
+    keyset = probe_then_stop(client, jwtguard_settings)
+    with time_machine.travel(keyset.stale_until + 60, tick=False):
+        status, body = probe(client)
+    assert status == 503
+    assert body["issuers"][0]["state"] == "unavailable"
+
+
+def test_cached_key_sets_keep_a_new_process_ready_while_an_issuer_is_down(
+    issuer: FakeIssuer, other_issuer: FakeIssuer, settings: Any, client: Client
+) -> None:
+    settings.JWTGUARD = {"ISSUERS": [issuer.settings(), other_issuer.settings()]}
+    assert probe(client)[0] == 200
+    reset()  # a new process: only the shared cache remembers
+    other_issuer.stop()
+    status, body = probe(client)
+    assert status == 200
+    assert [r["state"] for r in body["issuers"]] == ["fresh", "fresh"]
+
+
+def test_one_issuer_without_keys_makes_the_pod_unready(
+    issuer: FakeIssuer, other_issuer: FakeIssuer, settings: Any, client: Client
+) -> None:
+    other_issuer.stop()
+    settings.JWTGUARD = {"ISSUERS": [issuer.settings(), other_issuer.settings()]}
+    status, body = probe(client)
+    assert status == 503
+    assert [(r["issuer"], r["ready"]) for r in body["issuers"]] == [
+        (issuer.issuer, True),
+        (other_issuer.issuer, False),
+    ]
+
+
+def test_invalid_settings_are_503_not_500(settings: Any, client: Client) -> None:
+    settings.JWTGUARD = {"AUDIENCE": "x"}
+    status, body = probe(client)
+    assert status == 503
+    assert "ISSUER" in body["error"]
+
+
+def test_the_answer_is_never_cached_and_only_get_or_head(jwtguard_settings: FakeIssuer, client: Client) -> None:
+    response = client.get("/readyz")
+    assert "no-cache" in response["Cache-Control"]
+    assert client.head("/readyz").status_code == 200
+    assert client.post("/readyz").status_code == 405
