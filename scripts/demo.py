@@ -1,0 +1,334 @@
+"""jwtguard's demo: a local issuer and sample_site under gunicorn (4 workers), called with good and bad tokens.
+
+Run through ``bash scripts/demo.sh`` (which installs what is needed first). Everything listens on 127.0.0.1,
+on free ports; everything started here is stopped on exit, Ctrl-C included. ``--serve`` keeps it running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sample_site import serve  # noqa: E402 - the repository root is importable only from here on
+
+AUDIENCE = "https://api.example.test"
+WORKERS = 4
+START_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 15.0
+
+
+class DemoFailed(Exception):
+    """Raised when a step of the demo does not go as promised."""
+
+
+@dataclass
+class Answer:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_answers(port: int = 6379) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def get(port: int, path: str, token: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Answer:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token is not None else {})
+        response = conn.getresponse()
+        body = response.read().decode("utf-8", "replace")
+        return Answer(response.status, body, {name.lower(): value for name, value in response.getheaders()})
+    finally:
+        conn.close()
+
+
+def wait_until_answers(port: int, path: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DemoFailed(f"{what} exited with {process.returncode}; its log:\n{tail(log)}")
+        try:
+            if get(port, path, timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise DemoFailed(f"{what} did not answer on 127.0.0.1:{port}{path} within {START_TIMEOUT:.0f}s:\n{tail(log)}")
+
+
+def tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def spawn(command: list[str], log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``command`` from the repository root in a process group of its own, output to ``log``."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return process, log
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """TERM the process group, then KILL what is left after a few seconds."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@dataclass
+class Stack:
+    """What the demo started: the issuer and the site, with their ports."""
+
+    issuer_port: int
+    site_port: int
+    cache: str
+    workdir: Path
+
+    @property
+    def issuer_url(self) -> str:
+        return f"http://127.0.0.1:{self.issuer_port}/"
+
+    def mint(self, **claims: Any) -> str:
+        answer = get(self.issuer_port, "/mint?" + urlencode({k: str(v) for k, v in claims.items()}))
+        if answer.status != 200:
+            raise DemoFailed(f"the issuer would not mint: {answer.status} {answer.body}")
+        return str(answer.json()["access_token"])
+
+    def jwks_requests(self) -> int:
+        return int(get(self.issuer_port, "/stats").json()["jwks_requests"])
+
+
+@contextmanager
+def running_stack(workers: int = WORKERS, cache_choice: str = "auto") -> Iterator[Stack]:
+    """Start the development issuer and sample_site under gunicorn; stop both however the block ends."""
+    workdir = Path(tempfile.mkdtemp(prefix="jwtguard-demo-"))
+    issuer_port, site_port = free_port(), free_port()
+    # Only what the demo sets: a DJANGO_SETTINGS_MODULE or JWTGUARD_* of the caller's must not leak in.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("JWTGUARD_", "DJANGO_", "REDIS_URL"))}
+    env = {
+        **inherited,
+        "DJANGO_SETTINGS_MODULE": "sample_site.settings",
+        "PYTHONUNBUFFERED": "1",
+        "JWTGUARD_ISSUER": f"http://127.0.0.1:{issuer_port}/",
+        "JWTGUARD_AUDIENCE": AUDIENCE,
+        "SAMPLE_SITE_DB": str(workdir / "sample_site.sqlite3"),
+        # A fresh prefix: a Redis shared with earlier runs must not hand this run their key sets.
+        "CACHE_KEY_PREFIX": f"jwtguard-demo-{uuid.uuid4().hex[:8]}",
+    }
+    if cache_choice == "redis" or (cache_choice == "auto" and redis_answers()):
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        cache = "Redis at 127.0.0.1:6379 (django-redis)"
+    else:
+        cache = "Django's database cache on SQLite, shared by the workers on this host"
+        if cache_choice == "auto":
+            cache += " (no Redis answered at 127.0.0.1:6379)"
+    env["SAMPLE_SITE_BIND"] = f"127.0.0.1:{site_port}"
+    env["WEB_CONCURRENCY"] = str(workers)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        issuer_command = [sys.executable, "-m", "jwtguard.testing.issuer", "--port", str(issuer_port)]
+        issuer, issuer_log = spawn(issuer_command + ["--audience", AUDIENCE], workdir / "issuer.log", env)
+        processes.append(issuer)
+        wait_until_answers(issuer_port, "/.well-known/openid-configuration", issuer, issuer_log, "the issuer")
+        serve.prepare(env)
+        site, site_log = spawn(serve.gunicorn_command(), workdir / "sample_site.log", env)
+        processes.append(site)
+        wait_until_answers(site_port, "/healthz", site, site_log, "sample_site")
+        yield Stack(issuer_port=issuer_port, site_port=site_port, cache=cache, workdir=workdir)
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def forge(real_token: str, kid: str | None = None) -> str:
+    """An attacker's token: the same claims, signed with the attacker's own key, under ``kid`` (default: the
+    issuer's real kid, copied from a genuine token's header)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    header = jwt.get_unverified_header(real_token)
+    claims = jwt.decode(real_token, options={"verify_signature": False})
+    attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(claims, attacker_key, algorithm="RS256", headers={"kid": kid or header["kid"]})
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    path: str
+    token: str
+    status: int
+    code: str | None
+
+
+def show(case: Case, answer: Answer) -> bool:
+    ok = answer.status == case.status
+    if case.code is not None:
+        ok = ok and f'"code":"{case.code}"' in answer.body.replace(" ", "")
+    mark = "ok " if ok else "FAIL"
+    print(f"[{mark}] {case.label}\n       GET {case.path} -> {answer.status}  {answer.body}")
+    if "www-authenticate" in answer.headers:
+        print(f"       WWW-Authenticate: {answer.headers['www-authenticate']}")
+    return ok
+
+
+def run_demo(stack: Stack) -> bool:
+    print(f"issuer:      {stack.issuer_url}  (development issuer, NOT for production)")
+    print(f"sample_site: http://127.0.0.1:{stack.site_port}/  (gunicorn, {WORKERS} workers)")
+    print(f"shared cache: {stack.cache}\n")
+
+    good = stack.mint(sub="alice", scope="read:friends")
+    cases = [
+        Case("valid token", "/api/v1/friends", good, 200, None),
+        Case("valid token, scope read:friends", "/api/v1/friends/scoped", good, 200, None),
+        Case("valid token, plain Django view (middleware)", "/plain/friends", good, 200, None),
+        Case("valid token, async view", "/async/friends", good, 200, None),
+        Case("expired token", "/api/v1/friends", stack.mint(sub="alice", expires_in=-3600), 401, "token_expired"),
+        Case(
+            "wrong audience",
+            "/api/v1/friends",
+            stack.mint(sub="alice", aud="https://another-api.example"),
+            401,
+            "invalid_audience",
+        ),
+        Case("missing scope", "/api/v1/friends/scoped", stack.mint(sub="bob", scope="profile"), 403, None),
+        Case("forged: the issuer's kid, the attacker's key", "/api/v1/friends", forge(good), 401, "invalid_signature"),
+    ]
+    ok = all(show(case, get(stack.site_port, case.path, case.token)) for case in cases)
+
+    # The point of jwtguard: many requests, every worker, one download of the key set.
+    pids = set()
+    for _ in range(40):
+        answer = get(stack.site_port, "/api/v1/friends", good)
+        ok = ok and answer.status == 200
+        pids.add(answer.headers.get("x-served-by"))
+    requests_so_far = len(cases) + 40
+    jwks = stack.jwks_requests()
+    print(f"\n{requests_so_far} requests answered by {len(pids)} worker processes; JWKS requests at the issuer: {jwks}")
+    ok = ok and jwks == 1
+
+    forged_kid = Case("forged kid (not in the key set)", "/api/v1/friends", forge(good, kid="forged-kid"), 401, None)
+    print()
+    ok = show(forged_kid, get(stack.site_port, forged_kid.path, forged_kid.token)) and ok
+    for index in range(20):
+        answer = get(stack.site_port, "/api/v1/friends", forge(good, kid=f"forged-kid-{index}"))
+        ok = ok and answer.status == 401
+    after = stack.jwks_requests()
+    print(
+        f"21 tokens with unknown kids -> 401; JWKS requests at the issuer: {after} "
+        "(an unknown kid may refresh the key set once per JWKS_REFRESH_COOLDOWN, for the whole site)"
+    )
+    ok = ok and after == jwks + 1
+    print("\ndemo OK" if ok else "\ndemo FAILED: an answer above is not the expected one")
+    return ok
+
+
+def keep_serving(stack: Stack, seconds: float | None) -> None:
+    token = stack.mint(sub="alice", scope="read:friends")
+    site = f"http://127.0.0.1:{stack.site_port}"
+    print(
+        f"""sample_site is running at {site} (gunicorn, {WORKERS} workers); the issuer at {stack.issuer_url}
+shared cache: {stack.cache}
+
+Mint a token (development issuer: it signs whatever you ask) and call the API:
+
+  TOKEN=$(curl -s '{stack.issuer_url}mint?sub=alice&scope=read:friends' \\
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -i -H "Authorization: Bearer $TOKEN" {site}/api/v1/friends
+  curl -i -H "Authorization: Bearer $TOKEN" {site}/api/v1/friends/scoped
+  curl -i -H "Authorization: Bearer $TOKEN" {site}/plain/friends
+  curl -i -H "Authorization: Bearer $TOKEN" {site}/async/friends
+  curl -i {site}/readyz
+  curl -s {stack.issuer_url}stats        # how often the site fetched the key set
+
+A token for alice, valid 5 minutes:
+  {token}
+
+Ctrl-C stops everything."""
+        + (f" (It stops by itself after {seconds:.0f}s.)" if seconds else ""),
+        flush=True,
+    )
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bash scripts/demo.sh", description=__doc__)
+    parser.add_argument("--serve", action="store_true", help="keep the issuer and the site running until Ctrl-C")
+    parser.add_argument("--serve-for", type=float, default=None, metavar="SECONDS", help="with --serve: stop after")
+    parser.add_argument(
+        "--cache",
+        choices=["auto", "redis", "sqlite"],
+        default="auto",
+        help="the shared cache: Redis at 127.0.0.1:6379 when one answers (auto), or the SQLite database cache",
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGHUP, _stop_on_signal)
+    try:
+        with running_stack(cache_choice=args.cache) as stack:
+            if args.serve:
+                keep_serving(stack, args.serve_for)
+                return 0
+            return 0 if run_demo(stack) else 1
+    except DemoFailed as exc:
+        print(f"demo FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+        return 0 if args.serve else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
