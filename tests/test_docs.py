@@ -6,15 +6,25 @@ import ast
 import importlib
 import pkgutil
 import re
+import shutil
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 
 import jwtguard
-from jwtguard import exceptions
+from jwtguard import exceptions, validate_token
 from jwtguard.checks import check_settings
-from jwtguard.conf import GLOBAL_DEFAULTS, ISSUER_DEFAULTS, parse_settings
+from jwtguard.conf import GLOBAL_DEFAULTS, ISSUER_DEFAULTS, get_settings, parse_settings, reset
+from jwtguard.jwks import get_provider
+from jwtguard.testing import FakeIssuer
+from tests.conftest import free_port, redis_answers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RECIPE_PAGES = ["quickstart.md", "settings.md", "providers.md", "migrating.md"]
@@ -96,3 +106,121 @@ def test_every_page_is_in_the_toctree() -> None:
     listed = set(re.findall(r"^([a-z][a-z0-9-]*)$", index, flags=re.MULTILINE))
     pages = {page.stem for page in DOCS.glob("*.md")} - {"index"}
     assert pages <= listed
+
+
+class RedisCluster3:
+    """Three redis-server nodes on free loopback ports joined into one Redis Cluster (no replicas)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.ports = [free_port() for _ in range(3)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            pytest.skip("redis-server and redis-cli are needed for a cluster")
+        for port in self.ports:
+            node_dir = self.workdir / str(port)
+            node_dir.mkdir()
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(node_dir),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        deadline = time.monotonic() + 10
+        while not all(redis_answers(port=port) for port in self.ports):
+            assert time.monotonic() < deadline, "redis-server nodes did not start"
+            time.sleep(0.05)
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        while (
+            b"cluster_state:ok"
+            not in subprocess.run(
+                [cli, "-p", str(self.ports[0]), "cluster", "info"], capture_output=True, timeout=5
+            ).stdout
+        ):
+            assert time.monotonic() < deadline + 20, "the cluster did not become ready"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster3]:
+    cluster = RedisCluster3(tmp_path)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_recipe(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The Redis Cluster backend exactly as docs/caches.md gives it, importable as a module."""
+    (backend,) = [block for block in python_blocks("caches.md") if "class RedisClusterCache(" in block]
+    module = types.ModuleType("docs_cluster_recipe")
+    exec(compile(backend, str(DOCS / "caches.md"), "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return f"{module.__name__}.RedisClusterCache"
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_redis_cluster_recipe_shares_the_key_set(
+    redis_cluster: RedisCluster3, cluster_recipe: str, issuer: FakeIssuer, settings: Any
+) -> None:
+    (caches_block,) = [block for block in python_blocks("caches.md") if "myproject.cache.RedisClusterCache" in block]
+    documented = ast.literal_eval(caches_block.split("=", 1)[1].strip())["default"]
+    settings.CACHES = {
+        "default": {
+            **documented,
+            "BACKEND": cluster_recipe,
+            "LOCATION": f"redis://127.0.0.1:{redis_cluster.ports[1]}",
+            "KEY_PREFIX": "jwtguard-cluster-test",
+        }
+    }
+    settings.JWTGUARD = issuer.settings()
+    assert check_settings() == []
+    cache = caches["default"]
+    # Keys land on different nodes: the client follows the cluster's slots rather than one server.
+    for n in range(20):
+        cache.set(f"k{n}", n, 30)
+    assert [cache.get(f"k{n}") for n in range(20)] == list(range(20))
+    assert cache.add("lock", 1, 30) is True
+    assert cache.add("lock", 2, 30) is False
+
+    validate_token(issuer.mint())
+    reset()  # another process: it reads the key set from the cluster
+    validate_token(issuer.mint())
+    assert issuer.jwks_requests == 1
+    provider = get_provider(get_settings().issuers[0])
+    assert provider.cache.is_down is False
+    assert cache.get(provider.entry_key)["url"] == issuer.jwks_url
