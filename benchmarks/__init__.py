@@ -1,0 +1,1 @@
+"""jwtguard against the floor and the alternatives: ``python -m benchmarks`` (see README, "Benchmarks")."""

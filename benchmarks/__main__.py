@@ -1,0 +1,152 @@
+"""``python -m benchmarks``: jwtguard against the floor and the alternatives; prints tables, writes JSON.
+
+``bash benchmarks/run.sh`` installs what this needs (the ``bench`` extra, a Redis, wrk) and runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _table(title: str, columns: list[tuple[str, str, str]], rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: ``columns`` are (heading, key, format)."""
+    cells = [[heading for heading, _, _ in columns]]
+    for row in rows:
+        cells.append([format(row[key], fmt) if fmt else str(row[key]) for _, key, fmt in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = [title, "-" * len(title)]
+    for index, line in enumerate(cells):
+        lines.append(
+            "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line))
+        )
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+CPU_COLUMNS = [
+    ("contender", "contender", ""),
+    ("us/call (median)", "median_us", ".1f"),
+    ("ratio to floor", "ratio_to_floor", ".2f"),
+    ("ratio IQR", "ratio_iqr", ".2f"),
+    ("JWKS fetches/call", "fetches_per_call", ".2f"),
+]
+
+
+def render(results: dict[str, Any]) -> str:
+    parts = []
+    cpu = results.get("cpu")
+    if cpu:
+        for algorithm, rows in cpu["validate"].items():
+            parts.append(_table(f"Per-call CPU, validating one valid {algorithm} token", CPU_COLUMNS, rows))
+        for algorithm, rows in cpu["drf"].items():
+            columns = [(h, k, f) if k != "ratio_to_floor" else ("ratio to DRF+floor", k, f) for h, k, f in CPU_COLUMNS]
+            parts.append(_table(f"Per-request CPU, one DRF request ({algorithm}, APIRequestFactory)", columns, rows))
+    fetches = results.get("fetches")
+    if fetches:
+        title = (
+            f"JWKS fetches at the issuer: {fetches['workers']} processes x {fetches['requests_per_worker']} requests;"
+            f" a cold start; {fetches['unknown_kids_per_worker']} unknown kids per process"
+        )
+        parts.append(
+            _table(
+                title,
+                [
+                    ("contender", "contender", ""),
+                    ("steady", "steady", ""),
+                    ("cold start", "cold_start", ""),
+                    ("unknown-kid flood", "unknown_kid_flood", ""),
+                    ("valid tokens refused", "refused_valid_tokens", ""),
+                ],
+                fetches["rows"],
+            )
+        )
+    load = results.get("load")
+    if load and "rows" in load:
+        title = (
+            f"Requests/s, one DRF view under gunicorn ({load['workers']} workers), wrk {load['connections']} "
+            f"connections, {load['rounds']} x {load['duration_s']:g} s per contender"
+        )
+        parts.append(
+            _table(
+                title,
+                [
+                    ("authentication", "contender", ""),
+                    ("req/s (median)", "rps", ".0f"),
+                    ("ratio to none", "ratio_to_no_auth", ".2f"),
+                    ("JWKS fetches", "jwks_fetches", ""),
+                    ("non-2xx", "non_2xx", ""),
+                ],
+                load["rows"],
+            )
+        )
+    elif load:
+        parts.append(f"Load benchmark skipped: {load['skipped']}")
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per CPU comparison")
+    parser.add_argument("--sample-seconds", type=float, default=0.02, help="CPU seconds per sample")
+    parser.add_argument("--workers", type=int, default=4, help="processes for the fetch counts")
+    parser.add_argument("--requests", type=int, default=100, help="requests per process for the fetch counts")
+    parser.add_argument("--flood", type=int, default=50, help="unknown-kid tokens per process")
+    parser.add_argument("--duration", type=float, default=3, help="seconds per wrk run")
+    parser.add_argument("--load-rounds", type=int, default=5, help="wrk runs per contender")
+    parser.add_argument("--only", choices=["cpu", "fetches", "load"], action="append", help="run only these")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, short runs")
+    parser.add_argument("--output", type=Path, default=None, help="JSON file (default: benchmarks/results/)")
+    if "--quick" in (argv if argv is not None else sys.argv[1:]):
+        # Smaller defaults; any option given explicitly still wins.
+        parser.set_defaults(rounds=3, sample_seconds=0.005, requests=5, flood=3, duration=1, load_rounds=1)
+    args = parser.parse_args(argv)
+    sections = args.only or ["cpu", "fetches", "load"]
+
+    from benchmarks import cpu, fetches, load
+    from benchmarks.common import RemoteIssuer, configure_django, redis_cache, simple_jwt_settings
+
+    started = time.time()
+    results: dict[str, Any] = {
+        "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+    }
+    with RemoteIssuer() as issuer:
+        if "cpu" in sections:
+            configure_django(
+                jwtguard=issuer.jwtguard_settings(),
+                simple_jwt=simple_jwt_settings(issuer),
+                caches={"default": redis_cache()},
+                **issuer.bench_settings(),
+            )
+            print("per-call CPU ...", file=sys.stderr, flush=True)
+            results["cpu"] = cpu.run(issuer, rounds=args.rounds, sample_seconds=args.sample_seconds)
+        if "fetches" in sections:
+            print("JWKS fetch counts ...", file=sys.stderr, flush=True)
+            results["fetches"] = fetches.run(issuer, workers=args.workers, requests=args.requests, flood=args.flood)
+        if "load" in sections:
+            print("requests per second under gunicorn ...", file=sys.stderr, flush=True)
+            results["load"] = load.run(issuer, duration=args.duration, rounds=args.load_rounds)
+    results["seconds"] = round(time.time() - started, 1)
+    print(render(results))
+    print(f"\n({results['seconds']} s)")
+    output = args.output or RESULTS / time.strftime("%Y%m%d-%H%M%S.json", time.localtime(started))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    (output.parent / "latest.json").write_text(json.dumps(results, indent=2)) if args.output is None else None
+    print(f"results: {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

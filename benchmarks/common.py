@@ -1,0 +1,259 @@
+"""What every benchmark section shares: an issuer in its own process, Django settings, the contenders.
+
+The issuer runs in a child process so that its CPU (serving JWKS to the contenders that fetch per request)
+is never charged to the process being measured, and it counts every request it serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from jwtguard.testing import FakeIssuer
+
+ALGORITHMS = ("RS256", "ES256", "EdDSA")
+AUDIENCE = "https://api.bench.example"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(issuer: FakeIssuer, commands: Connection) -> None:
+    issuer.start()
+    commands.send("ready")
+    while True:
+        if not commands.poll(600):  # the parent is gone or hung: do not outlive it by long
+            break
+        command = commands.recv()
+        if command == "count":
+            commands.send(dict(issuer.requests))
+        elif command == "stop":
+            break
+    issuer.stop()
+
+
+class RemoteIssuer:
+    """A ``FakeIssuer`` with one key per algorithm, serving from a forked child process on 127.0.0.1.
+
+    This process keeps the same keys (forked before serving) and mints tokens; the child serves JWKS and
+    discovery and reports how many requests it served.
+    """
+
+    def __init__(self, algorithms: Iterable[str] = ALGORITHMS) -> None:
+        first, *others = algorithms
+        self.fake = FakeIssuer(first, audience=AUDIENCE, port=free_port())
+        self.keys = {first: self.fake.signing_key}
+        for algorithm in others:
+            self.keys[algorithm] = self.fake.add_key(algorithm)
+        # A key the issuer never publishes: tokens signed with it carry kids nobody knows.
+        self.stranger = FakeIssuer(first, audience=AUDIENCE, issuer=self.fake.issuer).signing_key
+        self._pipe, child = multiprocessing.get_context("fork").Pipe()
+        self._process = multiprocessing.get_context("fork").Process(target=_serve, args=(self.fake, child), daemon=True)
+
+    def __enter__(self) -> RemoteIssuer:
+        self._process.start()
+        if not self._pipe.poll(30) or self._pipe.recv() != "ready":
+            raise RuntimeError("the issuer process did not start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(OSError):
+            self._pipe.send("stop")
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+    @property
+    def issuer(self) -> str:
+        return self.fake.issuer
+
+    @property
+    def jwks_url(self) -> str:
+        return self.fake.jwks_url
+
+    def jwks_requests(self) -> int:
+        self._pipe.send("count")
+        counts: dict[str, int] = self._pipe.recv()
+        return counts.get("/.well-known/jwks.json", 0)
+
+    def mint(self, algorithm: str = "RS256", **claims: Any) -> str:
+        return self.fake.mint(key=self.keys[algorithm], expires_in=3600, **claims)
+
+    def mint_unknown_kid(self) -> str:
+        """A well-formed token whose kid (random) is in no key set: what a flood of forgeries looks like."""
+        stranger = self.stranger
+        forged = type(stranger)(
+            kid=f"unknown-{uuid.uuid4().hex}", algorithm=stranger.algorithm, private_key=stranger.private_key
+        )
+        return self.fake.mint(key=forged, expires_in=3600)
+
+    def public_key(self, algorithm: str) -> Any:
+        return self.keys[algorithm].private_key.public_key()
+
+    def bench_settings(self) -> dict[str, Any]:
+        """The ``BENCH_*`` settings ``benchmarks.contenders`` reads: where the floor and the others look."""
+        return {
+            "BENCH_AUDIENCE": AUDIENCE,
+            "BENCH_ISSUER": self.issuer,
+            "BENCH_JWKS_URL": self.jwks_url,
+            "BENCH_FLOOR_JWK": self.keys["RS256"].public_jwk(),
+        }
+
+    def jwtguard_settings(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "ISSUER": self.issuer,
+            "AUDIENCE": AUDIENCE,
+            "JWKS_URL": self.jwks_url,
+            "ALGORITHMS": list(ALGORITHMS),
+            **overrides,
+        }
+
+
+def redis_cache(prefix: str | None = None) -> dict[str, Any]:
+    """A Django cache on the real Redis at 127.0.0.1:6379, under a key prefix no other run shares."""
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": prefix or f"jwtguard-bench-{uuid.uuid4().hex[:12]}",
+        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+    }
+
+
+def django_settings(
+    jwtguard: dict[str, Any],
+    simple_jwt: dict[str, Any] | None = None,
+    caches: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The Django settings of every benchmark process (the gunicorn site adds its URLconf)."""
+    return {
+        "SECRET_KEY": "jwtguard-benchmarks",
+        "DEBUG": False,
+        "USE_TZ": True,
+        "ALLOWED_HOSTS": ["*"],
+        "INSTALLED_APPS": ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework"],
+        "MIDDLEWARE": [],
+        "DATABASES": {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        "CACHES": caches or {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        "REST_FRAMEWORK": {
+            "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+            "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+            "UNAUTHENTICATED_USER": None,
+        },
+        "SIMPLE_JWT": simple_jwt or {},
+        "JWTGUARD": jwtguard,
+        "LOGGING_CONFIG": None,
+        **extra,
+    }
+
+
+def configure_django(**kwargs: Any) -> None:
+    """Configure and set up Django in this process with ``django_settings(**kwargs)``."""
+    import django
+    from django.conf import settings
+
+    settings.configure(**django_settings(**kwargs))
+    django.setup()
+
+
+def simple_jwt_settings(issuer: RemoteIssuer, algorithm: str = "RS256") -> dict[str, Any]:
+    """djangorestframework-simplejwt set up for an external issuer's access tokens, as its docs say."""
+    return {
+        "ALGORITHM": algorithm,
+        "SIGNING_KEY": None,
+        "VERIFYING_KEY": None,
+        "JWK_URL": issuer.jwks_url,
+        "AUDIENCE": AUDIENCE,
+        "ISSUER": issuer.issuer,
+        "USER_ID_CLAIM": "sub",
+        "TOKEN_TYPE_CLAIM": None,
+        "JTI_CLAIM": None,
+    }
+
+
+# -- timing ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    """Per-call CPU of one contender, one sample per round."""
+
+    name: str
+    per_call_us: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+
+    @property
+    def median_us(self) -> float:
+        return statistics.median(self.per_call_us)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios) if self.ratios else float("nan")
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range of the per-round ratios: how noisy this machine was for this contender."""
+        if len(self.ratios) < 4:
+            return float("nan")
+        quartiles = statistics.quantiles(self.ratios, n=4)
+        return quartiles[2] - quartiles[0]
+
+
+def cpu_per_call(function: Callable[[], object], calls: int) -> float:
+    """Microseconds of this process's CPU per call, over ``calls`` calls with the collector paused (as timeit)."""
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.process_time_ns()
+        for _ in range(calls):
+            function()
+        spent = time.process_time_ns() - started
+    finally:
+        gc.enable()
+    return spent / calls / 1000
+
+
+def calibrate(function: Callable[[], object], target_seconds: float, *, cap: int = 5000) -> int:
+    """How many calls make one sample of about ``target_seconds`` of CPU."""
+    per_call = max(cpu_per_call(function, 3), 1.0)
+    return max(1, min(cap, int(target_seconds * 1e6 / per_call)))
+
+
+def interleaved(
+    contenders: dict[str, Callable[[], object]],
+    *,
+    baseline: str,
+    rounds: int,
+    sample_seconds: float,
+    caps: dict[str, int] | None = None,
+) -> dict[str, Samples]:
+    """Medians over ``rounds`` in which every contender runs once, in a rotating order, so that drift of the
+    machine (other processes, frequency) hits all of them alike; ratios are taken within each round."""
+    caps = caps or {}
+    names = list(contenders)
+    for function in contenders.values():
+        function()  # warm: key sets fetched, caches filled
+    calls = {name: calibrate(contenders[name], sample_seconds, cap=caps.get(name, 5000)) for name in names}
+    samples = {name: Samples(name) for name in names}
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        this_round: dict[str, float] = {}
+        for name in names[shift:] + names[:shift]:
+            this_round[name] = cpu_per_call(contenders[name], calls[name])
+        for name, value in this_round.items():
+            samples[name].per_call_us.append(value)
+            samples[name].ratios.append(value / this_round[baseline])
+    return samples

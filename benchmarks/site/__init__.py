@@ -1,0 +1,1 @@
+"""A one-view Django+DRF site for the load benchmark, served by gunicorn (see ``benchmarks.load``)."""

@@ -1,0 +1,10 @@
+"""WSGI entry point for gunicorn: ``gunicorn benchmarks.site.wsgi``."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.site.settings")
+application = get_wsgi_application()

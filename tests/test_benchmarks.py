@@ -1,0 +1,70 @@
+"""A smoke run of the benchmark entry point, so that it does not rot: tiny sizes, no timing asserted.
+
+What it does assert are counts, which do not depend on the machine: jwtguard's processes share one fetch
+through Redis, and the article's approach fetches once per request.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_real_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS, REQUESTS = 2, 2
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> None:
+    require_real_redis()
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "cpu",
+            "--only",
+            "fetches",
+            "--rounds",
+            "1",
+            "--sample-seconds",
+            "0.001",
+            "--workers",
+            str(WORKERS),
+            "--requests",
+            str(REQUESTS),
+            "--flood",
+            "2",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Per-call CPU, validating one valid RS256 token" in completed.stdout
+    results = json.loads(output.read_text())
+    for algorithm in ("RS256", "ES256", "EdDSA"):
+        rows = {row["contender"]: row for row in results["cpu"]["validate"][algorithm]}
+        assert rows["floor: jwt.decode, key preloaded"]["ratio_to_floor"] == 1.0
+        assert rows["jwtguard validate_token"]["fetches_per_call"] == 0
+        assert rows["article: PyJWKClient per request"]["fetches_per_call"] == 1
+    fetches = {row["contender"]: row for row in results["fetches"]["rows"]}
+    assert fetches["jwtguard (shared Redis)"]["steady"] == 1
+    assert fetches["jwtguard (shared Redis)"]["cold_start"] == 1
+    assert fetches["jwtguard (shared Redis)"]["unknown_kid_flood"] <= 1
+    assert fetches["PyJWKClient singleton"]["steady"] == WORKERS
+    assert fetches["article: PyJWKClient per request"]["steady"] == WORKERS * REQUESTS
+    assert all(row["refused_valid_tokens"] == 0 for row in fetches.values())
