@@ -177,8 +177,8 @@ def test_400_requests_over_4_workers_cost_the_issuer_one_jwks_download(site: Sit
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "requests still running after 60s"
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "requests still running after 30s"
 
     assert len(answers) == REQUESTS
     wrong = []
