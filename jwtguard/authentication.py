@@ -16,13 +16,14 @@ from rest_framework.request import Request
 from jwtguard.bearer import bearer_token, challenge
 from jwtguard.conf import get_settings
 from jwtguard.exceptions import KEYS_UNAVAILABLE, JWTGuardError, KeySetUnavailable, TokenError
-from jwtguard.user import TokenUser
+from jwtguard.middleware import REQUEST_TOKEN_ATTRIBUTE, REQUEST_USER_ATTRIBUTE
+from jwtguard.resolvers import resolve_user
 from jwtguard.validation import AccessToken, get_validator
 
 logger = logging.getLogger("jwtguard")
 
-#: Where the middleware leaves its result, so DRF does not verify the same token twice.
-REQUEST_TOKEN_ATTRIBUTE = "_jwtguard_token"
+__all__ = ["REQUEST_TOKEN_ATTRIBUTE", "JWTAccessTokenAuthentication", "SigningKeysUnavailable"]
+
 _REQUEST_ERROR_ATTRIBUTE = "_jwtguard_error"
 
 
@@ -47,12 +48,17 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             if raw is None:
                 return None
             token = self.get_validated_token(raw, request)
+            django_request = getattr(request, "_request", None)
+            if token is getattr(django_request, REQUEST_TOKEN_ATTRIBUTE, None):
+                user = getattr(django_request, REQUEST_USER_ATTRIBUTE)  # the middleware resolved it already
+            else:
+                user = self.get_user(token)
         except TokenError as exc:
             setattr(request, _REQUEST_ERROR_ATTRIBUTE, exc)
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from exc
         except KeySetUnavailable as exc:
             raise SigningKeysUnavailable(exc.retry_after) from exc
-        return self.get_user(token), token.claims
+        return user, token.claims
 
     def authenticate_header(self, request: Request) -> str:
         """The RFC 6750 challenge; returning one makes DRF answer 401 rather than 403."""
@@ -78,4 +84,5 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             raise TokenError("unexpected validation error") from exc
 
     def get_user(self, token: AccessToken) -> Any:
-        return TokenUser(token.claims)
+        """A ``TokenUser``, or ``USER_RESOLVER``'s user (which may raise a ``TokenError`` to refuse)."""
+        return resolve_user(token)

@@ -10,6 +10,9 @@ from jwtguard.exceptions import (
 )
 
 REALM = "api"
+#: What a 403 for a genuine token without the scopes a view requires says (RFC 6750 ``insufficient_scope``).
+INSUFFICIENT_SCOPE = "Token does not have the required scope"
+INSUFFICIENT_SCOPE_CODE = "insufficient_scope"
 
 
 def bearer_token(value: str | None, *, strict: bool) -> str | None:

@@ -21,6 +21,23 @@ def scopes_of(claims: Mapping[str, Any], names: Iterable[str] = ("scope", "scp")
     return frozenset(found)
 
 
+def scope_list(scopes: str | Iterable[str]) -> tuple[str, ...]:
+    """Required scopes as declared: a space-separated string or an iterable of scope names."""
+    names = tuple(scopes.split() if isinstance(scopes, str) else scopes)
+    for name in names:
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise TypeError(f"a scope is a non-empty string without spaces, not {name!r}")
+    return names
+
+
+def missing_scopes(
+    claims: Mapping[str, Any], required: Iterable[str], names: Iterable[str] = ("scope", "scp")
+) -> tuple[str, ...]:
+    """The scopes of ``required`` that the token does not grant (read from the claims named in ``names``)."""
+    granted = scopes_of(claims, names)
+    return tuple(scope for scope in required if scope not in granted)
+
+
 class TokenUser:
     """A database-free user built from verified claims; two are equal when their claims are."""
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,4 +13,7 @@ class FriendsView(APIView):
         return Response({"user": request.user.id})
 
 
-urlpatterns = [path("api/v1/friends", FriendsView.as_view())]
+urlpatterns = [
+    path("api/v1/friends", FriendsView.as_view()),
+    path("jwt/", include("tests.protected_views")),
+]
