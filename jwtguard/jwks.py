@@ -274,20 +274,23 @@ class KeyProvider:
             current = self._keyset
             self._checked_at = time.monotonic()
             if not _is_entry(entry):
-                if entry is None and current is not None:
-                    # The shared entry is gone (evicted, or a Redis restart): give it back without a fetch.
-                    self.cache.add(self.entry_key, current.to_entry(), self._entry_timeout(current.fresh_for))
+                if entry is None and current is not None and time.time() < current.stale_until:
+                    # The shared entry is gone (evicted, or a Redis restart): give it back without a fetch,
+                    # for no longer than it can still serve.
+                    self.cache.add(self.entry_key, current.to_entry(), current.stale_until - time.time())
                 return current
-            if current is not None and entry["fetched_at"] == current.fetched_at:
+            if current is not None and entry["fetched_at"] <= current.fetched_at:
                 return current
-            if current is not None and entry["fetched_at"] < current.fetched_at:
-                return current
-            try:
-                keys = parse_jwks(entry["jwks"], self.config.algorithms, source=entry["url"])
-            except FetchError:
-                return current
-            if not keys:
-                return current
+            if current is not None and entry["jwks"] == current.document:
+                # Renewed (a 304, or the same set fetched again): the keys are the ones we hold, unparsed.
+                keys: Mapping[str, tuple[VerificationKey, ...]] = current.keys
+            else:
+                try:
+                    keys = parse_jwks(entry["jwks"], self.config.algorithms, source=entry["url"])
+                except FetchError:
+                    return current
+                if not keys:
+                    return current
             self._keyset = KeySet(
                 keys=keys,
                 document=entry["jwks"],
@@ -308,29 +311,38 @@ class KeyProvider:
     def _refresh(
         self, reason: str, current: KeySet | None, *, kid: str | None = None, force: bool = False
     ) -> KeySet | None:
-        """Single-flight refresh; returns the best key set this process then has (possibly ``current``)."""
-        if not force and self.cache.get(self.backoff_key) is not None:
-            return current
-        token = uuid.uuid4().hex
-        if not self.cache.add(self.lock_key, token, self._lock_timeout()):
+        """Single-flight refresh; returns the best key set this process then has (possibly ``current``).
+
+        For ``kid``, another process's fetch is waited for; if it lands without that kid it may have asked
+        the issuer before the kid was published, so this process then tries once more itself.
+        """
+        for attempt in (1, 2):
+            if not force and self.cache.get(self.backoff_key) is not None:
+                return current
+            token = uuid.uuid4().hex
+            if self.cache.add(self.lock_key, token, self._lock_timeout()):
+                try:
+                    # Another process may have finished a fetch between our read and our lock.
+                    shared = self._adopt(self.cache.get(self.entry_key))
+                    if (
+                        not force
+                        and shared is not None
+                        and (current is None or shared.fetched_at > current.fetched_at)
+                        and time.time() < shared.fresh_until
+                        and (kid is None or kid in shared.keys)
+                    ):
+                        return shared
+                    return self._fetch_and_store(reason, shared or current)
+                finally:
+                    if self.cache.get(self.lock_key) == token:
+                        self.cache.delete(self.lock_key)
             if current is not None and kid is None and not force:
                 return current
-            return self._wait_for_update(current, kid)
-        try:
-            # Another process may have finished a fetch between our read and our lock.
-            shared = self._adopt(self.cache.get(self.entry_key))
-            if (
-                not force
-                and shared is not None
-                and (current is None or shared.fetched_at > current.fetched_at)
-                and time.time() < shared.fresh_until
-                and (kid is None or kid in shared.keys)
-            ):
-                return shared
-            return self._fetch_and_store(reason, shared or current)
-        finally:
-            if self.cache.get(self.lock_key) == token:
-                self.cache.delete(self.lock_key)
+            waited = self._wait_for_update(current, kid)
+            if kid is None or waited is None or kid in waited.keys or attempt == 2:
+                return waited
+            current = waited
+        return current  # pragma: no cover - the loop always returns
 
     def _refresh_for_unknown_kid(self, kid: str, keyset: KeySet) -> KeySet:
         shared = self._adopt(self.cache.get(self.entry_key)) or keyset
@@ -341,15 +353,18 @@ class KeyProvider:
             if self.cache.get(self.cooldown_key) == _PENDING:
                 # Someone is fetching for an unknown kid right now: perhaps this very one.
                 return self._wait_for_update(shared, kid) or shared
-            self.stats["unknown_kid_refused"] += 1
+            # This window's fetch is over, perhaps since our look above: its key set is the answer.
+            shared = self._adopt(self.cache.get(self.entry_key)) or shared
+            if kid not in shared.keys:
+                self.stats["unknown_kid_refused"] += 1
             return shared
-        started = time.time()
+        started = time.monotonic()
         try:
             return self._refresh("unknown_kid", shared, kid=kid) or shared
         finally:
             if cooldown > 0:
-                left = cooldown - (time.time() - started)
-                if left >= 1:
+                left = cooldown - (time.monotonic() - started)
+                if left > 0:
                     self.cache.set(self.cooldown_key, _DONE, left)
                 else:
                     self.cache.delete(self.cooldown_key)
@@ -386,17 +401,17 @@ class KeyProvider:
             connections.close_all()
 
     def _lock_timeout(self) -> float:
-        # Discovery and JWKS each get HTTP_TIMEOUT; a crashed fetcher's lock expires after that.
-        return 2 * self.config.http_timeout + 1
+        # A fetch (discovery included) ends within HTTP_TIMEOUT; a crashed fetcher's lock expires soon after.
+        return self.config.http_timeout + 1
 
-    def _jwks_url(self) -> str:
+    def _jwks_url(self, deadline: float) -> str:
         if self.config.jwks_url:
             return self.config.jwks_url
         cached = self.cache.get(self.discovery_key)
         if isinstance(cached, str):
             return cached
         url = discover_jwks_url(
-            self.config.issuer, timeout=self.config.http_timeout, max_bytes=self.config.jwks_max_bytes
+            self.config.issuer, timeout=_time_left(deadline, self.config.issuer), max_bytes=self.config.jwks_max_bytes
         )
         self.cache.set(self.discovery_key, url, max(self.config.jwks_cache_ttl, 3600))
         return url
@@ -404,13 +419,15 @@ class KeyProvider:
     def _fetch_and_store(self, reason: str, base: KeySet | None) -> KeySet | None:
         config = self.config
         started = time.monotonic()
+        # One HTTP_TIMEOUT for discovery and key set together: no request waits on the issuer longer.
+        deadline = started + config.http_timeout
         url = config.jwks_url or "(discovery)"
         try:
-            url = self._jwks_url()
+            url = self._jwks_url(deadline)
             same_url = base is not None and base.url == url
             result = fetch_json(
                 url,
-                timeout=config.http_timeout,
+                timeout=_time_left(deadline, url),
                 max_bytes=config.jwks_max_bytes,
                 etag=base.etag if same_url and base else None,
                 last_modified=base.last_modified if same_url and base else None,
@@ -485,11 +502,11 @@ class KeyProvider:
         failures = self.cache.get(self.failures_key)
         failures = (failures if isinstance(failures, int) else 0) + 1
         self.cache.set(self.failures_key, failures, max(self.config.jwks_max_stale, 3600))
-        backoff = self._backoff(failures, have_keys=base is not None)
+        usable = base is not None and time.time() < base.stale_until
+        backoff = self._backoff(failures, have_keys=usable)
         self.cache.set(self.backoff_key, time.time() + backoff, backoff)
         self.last_error = exc.reason
         self.stats["fetch_failures"] += 1
-        usable = base is not None and time.time() < base.stale_until
         logger.warning(
             "jwtguard: fetching key set of %s (reason: %s) failed after %.0f ms: %s; %s; next try in %.0fs",
             self.config.issuer,
@@ -520,6 +537,13 @@ class KeyProvider:
         if isinstance(until, float):
             return max(1, int(until - time.time()) + 1)
         return max(1, int(self.config.http_timeout))
+
+
+def _time_left(deadline: float, what: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError(f"{what}: no time left of HTTP_TIMEOUT")
+    return left
 
 
 def _is_entry(entry: Any) -> bool:

@@ -1,0 +1,881 @@
+"""``KeyProvider``: the issuer's keys shared by every process, against a real issuer over HTTP.
+
+In-process tests use fakeredis (and the real Redis where marked); two ``KeyProvider`` instances on one cache
+stand for two processes when a race has to be set up exactly. ``TestAcrossProcesses`` runs real OS
+processes (``tests/workers.py``) on a real Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jwt
+import pytest
+from django.core.cache import caches
+from django.dispatch import Signal
+
+from jwtguard import jwks, signals, validate_token
+from jwtguard.conf import get_settings
+from jwtguard.exceptions import (
+    AlgorithmNotAllowed,
+    FetchError,
+    KeySetUnavailable,
+    MissingKeyId,
+    UnknownKeyId,
+)
+from jwtguard.jwks import KeyProvider, get_provider, parse_jwks
+from jwtguard.testing import FakeIssuer, Fault, generate_key
+from tests.conftest import RedisServer, real_redis_cache, require_real_redis
+from tests.rawhttp import ScriptedServer, delayed, json_answer
+from tests.workers import Cluster, totals
+
+HTTP_TIMEOUT = 0.5
+#: What "within HTTP_TIMEOUT" may overrun by on a loaded 2-core machine.
+MARGIN = 0.5
+#: The same for bounds measured across several processes, which a busy machine may leave unscheduled a while.
+PROCESS_SLACK = 1.0
+
+Make = Callable[..., KeyProvider]
+
+
+@pytest.fixture
+def make(issuer: FakeIssuer, configure: Callable[..., None]) -> Make:
+    """``make(**JWTGUARD overrides)``: this process's provider for the test issuer (HTTP_TIMEOUT 0.5 s)."""
+
+    def build(**overrides: Any) -> KeyProvider:
+        configure(issuer, **{"HTTP_TIMEOUT": HTTP_TIMEOUT, **overrides})
+        return get_provider(get_settings().issuers[0])
+
+    return build
+
+
+def another_process(provider: KeyProvider) -> KeyProvider:
+    """A provider with its own memory (L1) on the same shared cache: what a second worker has."""
+    return KeyProvider(provider.config)
+
+
+def forged(issuer: FakeIssuer) -> str:
+    """A token signed by the issuer's key but naming a kid nobody published."""
+    return issuer.mint(headers={"kid": f"forged-{uuid.uuid4().hex}"})
+
+
+@pytest.fixture
+def sent() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every jwtguard signal sent during the test, as (name, arguments)."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    receivers = []
+    for name in ("jwks_fetched", "jwks_fetch_failed", "token_rejected"):
+        signal: Signal = getattr(signals, name)
+
+        def receive(sender: Any, signal: Any = None, _name: str = name, **kwargs: Any) -> None:
+            records.append((_name, {"sender": sender, **kwargs}))
+
+        signal.connect(receive, weak=False)
+        receivers.append((signal, receive))
+    yield records
+    for signal, receive in receivers:
+        signal.disconnect(receive)
+
+
+def fetches(records: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [kwargs["reason"] for name, kwargs in records if name == "jwks_fetched"]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+# -- parsing ----------------------------------------------------------------------------------------------
+
+
+class TestParseJwks:
+    def jwk(self, algorithm: str = "RS256", **members: Any) -> dict[str, Any]:
+        return {**generate_key(algorithm, kid=members.pop("kid", None)).public_jwk(), **members}
+
+    def test_keeps_usable_signature_keys_by_kid(self) -> None:
+        rsa, ec = self.jwk("RS256", kid="r"), self.jwk("ES256", kid="e")
+        keys = parse_jwks({"keys": [rsa, ec]}, ("RS256", "ES256"), source="test")
+        assert sorted(keys) == ["e", "r"]
+        assert keys["r"][0].algorithms == frozenset({"RS256"})
+        assert keys["e"][0].kty == "EC"
+
+    def test_a_key_without_alg_serves_every_allowed_algorithm_of_its_type(self) -> None:
+        rsa = self.jwk("RS256", kid="r")
+        del rsa["alg"]
+        [key] = parse_jwks({"keys": [rsa]}, ("RS256", "PS256", "ES256"), source="test")["r"]
+        assert key.algorithms == frozenset({"RS256", "PS256"})
+
+    @pytest.mark.parametrize(
+        ("members", "allowed"),
+        [
+            ({"use": "enc"}, ("RS256",)),
+            ({"key_ops": ["encrypt"]}, ("RS256",)),
+            ({"key_ops": "verify"}, ("RS256",)),
+            ({"alg": "RS512"}, ("RS256",)),  # declared for an algorithm we do not allow
+            ({"alg": "ES256"}, ("RS256", "ES256")),  # declared for an algorithm its kty cannot do
+            ({"alg": 256}, ("RS256",)),
+            ({}, ("ES256",)),  # an RSA key when only ES256 is allowed: its kty cannot serve it
+            ({"kty": "oct", "k": "c2VjcmV0"}, ("RS256",)),  # a shared secret in a JWKS
+            ({"kty": "EC", "crv": "secp256k1"}, ("ES256",)),
+            ({"kid": ""}, ("RS256",)),
+            ({"kid": 7}, ("RS256",)),
+            ({"n": "AQAB"}, ("RS256",)),  # a 17-bit modulus
+            ({"n": "%%%"}, ("RS256",)),  # not base64url
+            ({"d": "private"}, ("RS256",)),  # private key material: never used
+        ],
+    )
+    def test_skips_what_cannot_verify_the_allowed_algorithms(
+        self, members: dict[str, Any], allowed: tuple[str, ...]
+    ) -> None:
+        jwk = {**self.jwk("RS256", kid="k"), **members}
+        assert parse_jwks({"keys": [jwk, "not an object", None]}, allowed, source="test") == {}
+
+    def test_private_key_material_is_logged_as_an_error(self, caplog: pytest.LogCaptureFixture) -> None:
+        with caplog.at_level(logging.ERROR, logger="jwtguard"):
+            parse_jwks({"keys": [self.jwk(kid="leaked", d="x")]}, ("RS256",), source="https://idp/jwks")
+        assert "publishes PRIVATE key material" in caplog.text
+        assert "leaked" in caplog.text
+
+    def test_keys_sharing_a_kid_are_each_tried_by_algorithm(self) -> None:
+        keys = parse_jwks(
+            {"keys": [self.jwk("RS256", kid="same"), self.jwk("ES256", kid="same")]}, ("RS256", "ES256"), source="t"
+        )
+        assert [k.kty for k in keys["same"]] == ["RSA", "EC"]
+        keyset = jwks.KeySet(keys=keys, document={}, url="u", fetched_at=0.0, fresh_for=1.0, max_stale=0.0)
+        assert keyset.find("same", "ES256") is keys["same"][1]
+        assert keyset.find("other", "ES256") is None
+        with pytest.raises(AlgorithmNotAllowed):
+            keyset.find("same", "PS256")
+
+    def test_at_most_max_keys_are_kept(self) -> None:
+        one = self.jwk("ES256")
+        many = [{**one, "kid": str(i)} for i in range(jwks.MAX_KEYS + 50)]
+        assert len(parse_jwks({"keys": many}, ("ES256",), source="t")) == jwks.MAX_KEYS
+
+    @pytest.mark.parametrize("document", [{}, {"keys": {}}, {"keys": "x"}, {"keys": None}])
+    def test_a_document_without_a_keys_list_is_a_fetch_error(self, document: dict[str, Any]) -> None:
+        with pytest.raises(FetchError, match="no 'keys' list"):
+            parse_jwks(document, ("RS256",), source="t")
+
+
+# -- the ordinary path ------------------------------------------------------------------------------------
+
+
+class TestSteadyState:
+    def test_one_fetch_then_memory(self, make: Make, issuer: FakeIssuer, shared_cache: str) -> None:
+        make()
+        for _ in range(50):
+            validate_token(issuer.mint())
+        assert issuer.jwks_requests == 1
+
+    def test_the_steady_state_does_no_cache_io(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        provider = make(JWKS_L1_RECHECK=60)
+        validate_token(issuer.mint())
+        calls: Counter[str] = Counter()
+        for name in ("get", "set", "add", "delete"):
+            real = getattr(provider.cache, name)
+            monkeypatch.setattr(
+                provider.cache, name, lambda *a, _real=real, _name=name: calls.update([_name]) or _real(*a)
+            )
+        for _ in range(100):
+            validate_token(issuer.mint())
+        assert calls == Counter()
+        assert provider.stats["l1_hits"] >= 100
+
+    def test_other_processes_use_the_shared_entry(self, make: Make, issuer: FakeIssuer, shared_cache: str) -> None:
+        provider = make()
+        provider.usable_keyset()
+        for _ in range(5):
+            other = another_process(provider)
+            assert other.get_key(issuer.signing_key.kid, "RS256").kid == issuer.signing_key.kid
+        assert issuer.jwks_requests == 1
+
+    def test_a_token_with_no_kid_never_triggers_a_fetch(self, make: Make, issuer: FakeIssuer) -> None:
+        make()
+        claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": "s", "exp": int(time.time()) + 60}
+        without_kid = jwt.encode(claims, issuer.signing_key.private_key, algorithm="RS256")
+        null_kid = issuer.mint(headers={"kid": None})
+        for raw in (without_kid, null_kid) * 20:
+            with pytest.raises(MissingKeyId):
+                validate_token(raw)
+        assert issuer.jwks_requests == 0  # cold: still no fetch
+        validate_token(issuer.mint())
+        for raw in (without_kid, null_kid) * 20:
+            with pytest.raises(MissingKeyId):
+                validate_token(raw)
+        assert issuer.jwks_requests == 1
+
+    def test_the_token_alg_must_match_the_key_alg(self, make: Make, issuer: FakeIssuer) -> None:
+        make(ALGORITHMS=["RS256", "PS256"])
+        key = issuer.signing_key  # published with "alg": "RS256"
+        body = {"iss": issuer.issuer, "aud": issuer.audience, "sub": "s", "exp": int(time.time()) + 60}
+        as_ps256 = jwt.encode(body, key.private_key, algorithm="PS256", headers={"kid": key.kid})
+        with pytest.raises(AlgorithmNotAllowed):
+            validate_token(as_ps256)
+        validate_token(issuer.mint())
+        assert issuer.jwks_requests == 1  # a known kid with the wrong alg is no reason to refetch
+
+    def test_keys_that_cannot_serve_the_allowed_algorithms_are_skipped(self, make: Make, issuer: FakeIssuer) -> None:
+        ec = issuer.add_key("ES256")
+        enc = issuer.add_key("RS256")
+        issuer.jwks_document = {
+            "keys": [issuer.keys[0].public_jwk(), ec.public_jwk(), {**enc.public_jwk(), "use": "enc"}]
+        }
+        provider = make(ALGORITHMS=["RS256"])
+        assert sorted(provider.usable_keyset().keys) == [issuer.keys[0].kid]
+        with pytest.raises(UnknownKeyId):
+            validate_token(issuer.mint(key=enc))
+
+    def test_a_key_set_with_no_usable_key_is_a_failed_fetch(self, make: Make, issuer: FakeIssuer) -> None:
+        issuer.jwks_document = {"keys": [{**issuer.signing_key.public_jwk(), "use": "enc"}]}
+        provider = make()
+        with pytest.raises(KeySetUnavailable):
+            provider.usable_keyset()
+        assert "no usable key" in (provider.last_error or "")
+
+
+class TestUnknownKid:
+    def test_a_new_key_used_at_once_is_accepted(
+        self, make: Make, issuer: FakeIssuer, shared_cache: str, sent: list[Any]
+    ) -> None:
+        make()
+        validate_token(issuer.mint())
+        issuer.add_key()
+        for _ in range(20):
+            validate_token(issuer.mint())
+        assert fetches(sent) == ["cold", "unknown_kid"]
+
+    def test_a_flood_of_unknown_kids_costs_one_fetch_per_cooldown(
+        self, make: Make, issuer: FakeIssuer, shared_cache: str
+    ) -> None:
+        provider = make(JWKS_REFRESH_COOLDOWN=30)
+        validate_token(issuer.mint())
+        for _ in range(500):
+            with pytest.raises(UnknownKeyId):
+                validate_token(forged(issuer))
+        assert issuer.jwks_requests == 2
+        assert provider.stats["unknown_kid_refused"] == 499
+        validate_token(issuer.mint())
+
+    def test_the_cooldown_is_cluster_wide(self, make: Make, issuer: FakeIssuer, shared_cache: str) -> None:
+        provider = make(JWKS_REFRESH_COOLDOWN=30)
+        provider.usable_keyset()
+        others = [another_process(provider) for _ in range(4)]
+        for other in [provider, *others] * 10:
+            with pytest.raises(UnknownKeyId):
+                other.get_key(f"forged-{uuid.uuid4().hex}", "RS256")
+        assert issuer.jwks_requests == 2
+
+    def test_after_the_cooldown_an_unknown_kid_may_refresh_again(self, make: Make, issuer: FakeIssuer) -> None:
+        make(JWKS_REFRESH_COOLDOWN=1)
+        validate_token(issuer.mint())
+        with pytest.raises(UnknownKeyId):
+            validate_token(forged(issuer))
+        issuer.add_key()
+        with pytest.raises(UnknownKeyId):
+            validate_token(issuer.mint())  # within the cooldown: no fetch
+        assert issuer.jwks_requests == 2
+        time.sleep(1.1)
+        validate_token(issuer.mint())
+        assert issuer.jwks_requests == 3
+
+    def test_a_refresh_that_lands_while_we_look_at_the_cooldown_is_used(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # B has looked at the shared entry and found no new kid; before B tries the cooldown, A fetches the
+        # new key set for that kid and marks the cooldown done. B must see A's set, not refuse the token.
+        a = make(JWKS_L1_RECHECK=60)
+        b = another_process(a)
+        a.usable_keyset()
+        b.usable_keyset()
+        new = issuer.add_key()
+        real_add = b.cache.add
+
+        def add_after_a_has_fetched(key: str, value: Any, timeout: float) -> bool:
+            if key == b.cooldown_key:
+                assert a.get_key(new.kid, "RS256").kid == new.kid
+            return real_add(key, value, timeout)
+
+        monkeypatch.setattr(b.cache, "add", add_after_a_has_fetched)
+        assert b.get_key(new.kid, "RS256").kid == new.kid
+        assert issuer.jwks_requests == 2
+
+    def test_a_process_waits_for_another_fetching_for_an_unknown_kid(self, make: Make, issuer: FakeIssuer) -> None:
+        a = make(JWKS_L1_RECHECK=60)
+        b = another_process(a)
+        a.usable_keyset()
+        b.usable_keyset()
+        new = issuer.add_key()
+        issuer.fault = Fault(delay=0.3)  # A's fetch is slow: B arrives while it runs
+        found = []
+        fetching = threading.Thread(target=lambda: found.append(a.get_key(new.kid, "RS256")))
+        fetching.start()
+        wait_for(lambda: a.cache.get(a.cooldown_key) == "pending")
+        assert b.get_key(new.kid, "RS256").kid == new.kid
+        fetching.join(5)
+        assert found[0].kid == new.kid
+        assert issuer.jwks_requests == 2
+
+    def test_a_routine_refresh_in_flight_is_no_answer_for_a_kid_it_cannot_know(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # C's TTL refresh asked the issuer before the new key existed; B, with a token of the new key, waits
+        # for C's answer, which cannot have it: B must fetch once more rather than refuse for a whole cooldown.
+        b = make(JWKS_L1_RECHECK=60)
+        c = another_process(b)
+        b.usable_keyset()
+        c.usable_keyset()
+        issuer.fault = Fault(delay=0.4, body=json.dumps(issuer.jwks()).encode())
+        routine = threading.Thread(target=c.refresh)
+        routine.start()
+        wait_for(lambda: issuer.jwks_requests == 2)  # C's request is at the issuer
+        issuer.fault = None
+        new = issuer.add_key()
+        assert b.get_key(new.kid, "RS256").kid == new.kid
+        routine.join(5)
+        assert fetches(sent) == ["cold", "manual", "unknown_kid"]
+
+    def test_the_routine_ttl_refresh_does_not_arm_the_cooldown(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        provider = make(JWKS_CACHE_TTL=1, JWKS_REFRESH_COOLDOWN=60)
+        validate_token(issuer.mint())
+        time.sleep(1.1)
+        validate_token(issuer.mint())
+        assert provider.cache.get(provider.cooldown_key) is None
+        issuer.add_key()
+        validate_token(issuer.mint())  # published and used at once, right after a routine refresh
+        assert fetches(sent) == ["cold", "expired", "unknown_kid"]
+
+
+# -- the issuer fails -------------------------------------------------------------------------------------
+
+
+class TestIssuerFailures:
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            Fault(status=404),
+            Fault(status=500),
+            Fault(body=b"<html>not json</html>"),
+            Fault(body=b" " * (5 * 1024 * 1024)),
+            Fault(delay=5),
+            Fault(body=b'{"keys": []}', trickle_interval=0.2),
+            Fault(body=b'{"keys": []}'),
+        ],
+        ids=["404", "500", "not-json", "5MiB", "hanging", "slow-loris", "no-usable-key"],
+    )
+    def test_cold_a_broken_endpoint_is_a_503_within_the_timeout(
+        self, make: Make, issuer: FakeIssuer, fault: Fault
+    ) -> None:
+        provider = make()
+        issuer.fault = fault
+        started = time.monotonic()
+        with pytest.raises(KeySetUnavailable) as caught:
+            validate_token(issuer.mint())
+        assert time.monotonic() - started < HTTP_TIMEOUT + MARGIN
+        assert 1 <= caught.value.retry_after <= 2
+        assert provider.last_error
+
+    def test_cold_and_connection_refused(self, make: Make, issuer: FakeIssuer) -> None:
+        make()
+        token = issuer.mint()
+        issuer.stop()
+        started = time.monotonic()
+        with pytest.raises(KeySetUnavailable):
+            validate_token(token)
+        assert time.monotonic() - started < HTTP_TIMEOUT + MARGIN
+
+    @pytest.mark.parametrize(
+        "fault",
+        [Fault(status=404), Fault(body=b"nope"), Fault(body=b" " * (5 * 1024 * 1024)), Fault(delay=5)],
+        ids=["404", "not-json", "5MiB", "hanging"],
+    )
+    def test_warm_a_failed_fetch_keeps_the_cached_set(
+        self, make: Make, issuer: FakeIssuer, fault: Fault, shared_cache: str
+    ) -> None:
+        provider = make(JWKS_CACHE_TTL=1)
+        validate_token(issuer.mint())
+        before = provider.cache.get(provider.entry_key)
+        issuer.fault = fault
+        time.sleep(1.05)
+        started = time.monotonic()
+        validate_token(issuer.mint())  # stale, but served
+        assert time.monotonic() - started < HTTP_TIMEOUT + MARGIN
+        assert provider.cache.get(provider.entry_key) == before
+        assert provider.stats["stale_served"] >= 1
+
+    def test_warm_connection_refused_keeps_the_cached_set(self, make: Make, issuer: FakeIssuer) -> None:
+        make(JWKS_CACHE_TTL=1)
+        validate_token(issuer.mint())
+        tokens = [issuer.mint() for _ in range(20)]
+        issuer.stop()
+        time.sleep(1.05)
+        for token in tokens:
+            validate_token(token)
+
+    def test_cold_retries_are_bounded_by_the_backoff(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        issuer.fault = Fault(status=500)
+        for _ in range(50):
+            with pytest.raises(KeySetUnavailable) as caught:
+                provider.usable_keyset()
+        assert issuer.jwks_requests == 1
+        assert 1 <= caught.value.retry_after <= 2
+        time.sleep(caught.value.retry_after)
+        issuer.fault = None
+        assert provider.usable_keyset().keys  # the issuer is back and the backoff is over: fetched
+
+    def test_the_backoff_grows_with_keys_and_stays_short_without(self, make: Make) -> None:
+        provider = make(JWKS_REFRESH_COOLDOWN=10)
+        assert [provider._backoff(n, have_keys=True) for n in (1, 2, 3, 10)] == [10, 20, 40, jwks.MAX_BACKOFF]
+        assert [provider._backoff(n, have_keys=False) for n in (1, 2, 3, 4, 5, 9)] == [1, 2, 4, 8, 10, 10]
+
+    def test_a_key_set_past_its_max_stale_is_no_reason_for_a_long_backoff(self, make: Make, issuer: FakeIssuer) -> None:
+        # The old set can no longer verify anything: every second of backoff is now a second of 503s.
+        provider = make(JWKS_CACHE_TTL=1, JWKS_MAX_STALE=0, JWKS_REFRESH_COOLDOWN=30)
+        provider.usable_keyset()
+        issuer.fault = Fault(status=500)
+        time.sleep(1.1)
+        with pytest.raises(KeySetUnavailable) as caught:
+            provider.usable_keyset()
+        assert caught.value.retry_after <= 2
+
+    def test_a_dead_key_set_is_not_written_back_to_the_cache(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make(JWKS_CACHE_TTL=1, JWKS_MAX_STALE=0)
+        provider.usable_keyset()
+        issuer.fault = Fault(status=500)
+        time.sleep(1.1)
+        caches["default"].clear()
+        with pytest.raises(KeySetUnavailable):
+            provider.usable_keyset()
+        assert provider.cache.get(provider.entry_key) is None
+
+    def test_stale_is_served_only_up_to_max_stale(self, make: Make, issuer: FakeIssuer) -> None:
+        make(JWKS_CACHE_TTL=1, JWKS_MAX_STALE=1)
+        validate_token(issuer.mint())
+        token = issuer.mint()
+        issuer.fault = Fault(status=500)
+        time.sleep(1.1)
+        validate_token(token)  # stale within max_stale
+        time.sleep(1.0)
+        with pytest.raises(KeySetUnavailable):
+            validate_token(token)
+
+
+class TestSlowIssuer:
+    def test_the_fetching_request_waits_at_most_the_timeout_and_the_others_not_at_all(
+        self, make: Make, issuer: FakeIssuer
+    ) -> None:
+        make(JWKS_CACHE_TTL=1)
+        validate_token(issuer.mint())
+        issuer.fault = Fault(delay=5)
+        time.sleep(1.05)
+        waited: list[float] = []
+
+        def one_request() -> None:
+            started = time.monotonic()
+            validate_token(issuer.mint())
+            waited.append(time.monotonic() - started)
+
+        threads = [threading.Thread(target=one_request) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(waited) == 8
+        assert max(waited) < HTTP_TIMEOUT + MARGIN
+        assert sorted(waited)[-2] < 0.2  # only the one fetching waited
+        assert issuer.jwks_requests == 2
+
+    def test_cold_waiters_give_up_with_the_fetcher(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        issuer.fault = Fault(delay=5)
+        outcomes: list[tuple[str, float]] = []
+
+        def one_request() -> None:
+            started = time.monotonic()
+            try:
+                another_process(provider).usable_keyset()
+                outcomes.append(("keys", time.monotonic() - started))
+            except KeySetUnavailable:
+                outcomes.append(("503", time.monotonic() - started))
+
+        threads = [threading.Thread(target=one_request) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert [o for o, _ in outcomes] == ["503"] * 6
+        assert max(s for _, s in outcomes) < HTTP_TIMEOUT + MARGIN
+        assert issuer.jwks_requests == 1
+
+    def test_discovery_and_key_set_share_one_timeout(self, configure: Callable[..., None]) -> None:
+        keys = FakeIssuer("RS256")
+        with ScriptedServer() as server:
+            keys._issuer = server.url + "/"
+            server.routes.update(
+                {
+                    "/.well-known/openid-configuration": delayed(
+                        0.35, json_answer({"issuer": keys.issuer, "jwks_uri": server.url + "/jwks"})
+                    ),
+                    "/jwks": delayed(0.35, json_answer(keys.jwks())),
+                }
+            )
+            configure(keys, JWKS_URL=None, HTTP_TIMEOUT=HTTP_TIMEOUT)
+            started = time.monotonic()
+            with pytest.raises(KeySetUnavailable):
+                validate_token(keys.mint())
+            assert time.monotonic() - started < HTTP_TIMEOUT + 0.15
+
+    def test_discovery_is_used_and_remembered(self, issuer: FakeIssuer, configure: Callable[..., None]) -> None:
+        configure(issuer, JWKS_URL=None)
+        validate_token(issuer.mint())
+        jwks._forget_providers()
+        validate_token(issuer.mint())
+        assert issuer.requests["/.well-known/openid-configuration"] == 1
+        assert issuer.jwks_requests == 1
+
+    def test_a_lock_left_by_a_crashed_fetcher_blocks_no_longer_than_its_expiry(
+        self, make: Make, issuer: FakeIssuer
+    ) -> None:
+        provider = make()
+        provider.cache.add(provider.lock_key, "crashed", provider._lock_timeout())
+        started = time.monotonic()
+        with pytest.raises(KeySetUnavailable):
+            provider.usable_keyset()
+        waited = time.monotonic() - started
+        assert waited <= provider._lock_timeout() + MARGIN
+        assert issuer.jwks_requests == 0
+        wait_for(lambda: provider.cache.get(provider.lock_key) is None, seconds=3)
+        assert provider.usable_keyset().keys
+        assert issuer.jwks_requests == 1
+
+    def test_the_lock_is_released_only_by_its_owner(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        issuer.fault = Fault(delay=0.3)
+        fetching = threading.Thread(target=provider.refresh)
+        fetching.start()
+        wait_for(lambda: issuer.jwks_requests == 1)
+        # Our lock "expired" mid-fetch and another process took it.
+        provider.cache.delete(provider.lock_key)
+        assert provider.cache.add(provider.lock_key, "someone-else", 30)
+        fetching.join(5)
+        assert provider.cache.get(provider.lock_key) == "someone-else"
+
+
+# -- conditional GET, Cache-Control, refresh-ahead -----------------------------------------------------------
+
+
+class TestConditionalGet:
+    def test_a_304_renews_the_set_without_parsing_it(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        provider = make()
+        first = provider.usable_keyset()
+        parses: list[str] = []
+        real_parse = jwks.parse_jwks
+        monkeypatch.setattr(jwks, "parse_jwks", lambda *a, **k: parses.append("parse") or real_parse(*a, **k))
+        time.sleep(0.01)
+        renewed = provider.refresh()
+        assert renewed.fetched_at > first.fetched_at
+        assert renewed.keys is first.keys
+        assert renewed.etag == first.etag
+        assert [kwargs["status"] for name, kwargs in sent if name == "jwks_fetched"] == [200, 304]
+        assert parses == []
+        # Another process adopts the renewed entry without parsing it either: same document, same keys.
+        other = another_process(provider)
+        other._keyset = first
+        assert other.current() is not None
+        assert other.current().fetched_at == renewed.fetched_at  # type: ignore[union-attr]
+        assert parses == []
+
+    def test_a_changed_set_is_fetched_whole(self, make: Make, issuer: FakeIssuer, sent: list[Any]) -> None:
+        provider = make()
+        first = provider.usable_keyset()
+        issuer.add_key()
+        assert provider.refresh().etag != first.etag
+        assert [kwargs["status"] for name, kwargs in sent if name == "jwks_fetched"] == [200, 200]
+
+    @pytest.mark.parametrize(
+        ("cache_control", "fresh_for"),
+        [("max-age=120", 120.0), ("public, max-age=100000", 600.0), ("no-cache", 1.0), (None, 600.0)],
+    )
+    def test_cache_control_max_age_is_honoured_when_shorter_never_longer(
+        self, make: Make, issuer: FakeIssuer, cache_control: str | None, fresh_for: float
+    ) -> None:
+        issuer.cache_control = cache_control
+        provider = make(JWKS_CACHE_TTL=600)
+        assert provider.usable_keyset().fresh_for == fresh_for
+        assert provider.cache.get(provider.entry_key)["fresh_for"] == fresh_for
+
+
+class TestRefreshAhead:
+    def test_a_set_near_expiry_is_refreshed_in_the_background_by_one_process(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        a = make(JWKS_CACHE_TTL=2, JWKS_L1_RECHECK=60)
+        b = another_process(a)
+        first = a.usable_keyset()
+        b.usable_keyset()
+        time.sleep(2 * jwks.REFRESH_AHEAD_AT + 0.05)
+        issuer.fault = Fault(delay=0.2)  # the background fetch is slow; requests must not notice
+        for provider in (a, b):
+            started = time.monotonic()
+            provider.get_key(issuer.signing_key.kid, "RS256")
+            assert time.monotonic() - started < 0.1
+        wait_for(lambda: a.cache.get(a.entry_key)["fetched_at"] > first.fetched_at)
+        time.sleep(0.1)  # the second process's background attempt, if any
+        assert fetches(sent) == ["cold", "refresh_ahead"]
+        assert issuer.jwks_requests == 2
+
+
+# -- the cache fails --------------------------------------------------------------------------------------
+
+
+class TestCacheOutage:
+    @pytest.fixture
+    def broken_cache(self, settings: Any) -> None:
+        settings.CACHES = {"default": {"BACKEND": "tests.test_cache.BrokenCache"}}
+
+    def test_validation_goes_on_from_memory_and_direct_fetches(
+        self, make: Make, issuer: FakeIssuer, broken_cache: None, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.WARNING, logger="jwtguard"):
+            provider = make(JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=0)
+            for _ in range(20):
+                validate_token(issuer.mint())
+            time.sleep(1.05)
+            for _ in range(20):
+                validate_token(issuer.mint())
+            issuer.add_key()
+            validate_token(issuer.mint())
+            for _ in range(20):
+                with pytest.raises(UnknownKeyId):
+                    validate_token(forged(issuer))
+        assert issuer.jwks_requests == 3  # cold, expired, new kid; the forged kids meet the cooldown, held locally
+        assert provider.cache.is_down
+        assert sum("failed on" in r.getMessage() for r in caplog.records) == 1
+
+    def test_the_shared_entry_comes_back_after_a_restart_without_a_fetch(
+        self, make: Make, issuer: FakeIssuer, shared_cache: str
+    ) -> None:
+        provider = make(JWKS_L1_RECHECK=0)
+        provider.usable_keyset()
+        caches["default"].clear()  # what a Redis restart looks like from here
+        validate_token(issuer.mint())
+        other = another_process(provider)
+        assert other.usable_keyset().fetched_at == provider.usable_keyset().fetched_at
+        assert issuer.jwks_requests == 1
+
+
+# -- signals and log lines -----------------------------------------------------------------------------------
+
+
+class TestObservability:
+    def test_jwks_fetched(self, make: Make, issuer: FakeIssuer, sent: list[Any]) -> None:
+        make()
+        validate_token(issuer.mint())
+        [(name, kwargs)] = [s for s in sent if s[0] == "jwks_fetched"]
+        assert kwargs.keys() == {"sender", "issuer", "url", "reason", "duration", "status", "kids"}
+        assert kwargs["sender"] is KeyProvider
+        assert kwargs["issuer"] == issuer.issuer
+        assert kwargs["url"] == issuer.jwks_url
+        assert kwargs["reason"] == "cold"
+        assert 0 <= kwargs["duration"] < HTTP_TIMEOUT
+        assert kwargs["status"] == 200
+        assert kwargs["kids"] == [issuer.signing_key.kid]
+
+    def test_jwks_fetch_failed(self, make: Make, issuer: FakeIssuer, sent: list[Any]) -> None:
+        make()
+        issuer.fault = Fault(status=503)
+        with pytest.raises(KeySetUnavailable):
+            validate_token(issuer.mint())
+        [(name, kwargs)] = [s for s in sent if s[0] == "jwks_fetch_failed"]
+        assert kwargs.keys() == {"sender", "issuer", "url", "reason", "duration", "error"}
+        assert kwargs["issuer"] == issuer.issuer
+        assert kwargs["url"] == issuer.jwks_url
+        assert kwargs["reason"] == "cold"
+        assert "HTTP 503" in kwargs["error"]
+
+    def test_token_rejected(self, make: Make, issuer: FakeIssuer, sent: list[Any]) -> None:
+        make()
+        with pytest.raises(UnknownKeyId):
+            validate_token(forged(issuer))
+        rejected = [kwargs for name, kwargs in sent if name == "token_rejected"]
+        assert rejected == [{"sender": rejected[0]["sender"], "code": "unknown_kid", "issuer": issuer.issuer}]
+
+    def test_log_lines_name_issuer_reason_duration_and_result(
+        self, make: Make, issuer: FakeIssuer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        make(JWKS_CACHE_TTL=1, JWKS_REFRESH_COOLDOWN=1)
+        with caplog.at_level(logging.INFO, logger="jwtguard"):
+            validate_token(issuer.mint())
+            issuer.fault = Fault(status=500)
+            time.sleep(1.05)
+            validate_token(issuer.mint())
+        fetched, failed = (r.getMessage() for r in caplog.records if "key set of" in r.getMessage())
+        assert fetched.startswith(f"jwtguard: fetched key set of {issuer.issuer} from {issuer.jwks_url}")
+        assert "(reason: cold)" in fetched
+        assert " ms: HTTP 200, kids " in fetched
+        assert failed.startswith(f"jwtguard: fetching key set of {issuer.issuer} (reason: expired) failed after ")
+        assert "HTTP 500" in failed
+        assert "serving the last good key set; next try in 1s" in failed
+
+
+# -- several OS processes on a real Redis ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+class TestAcrossProcesses:
+    """Spawned worker processes (tests/workers.py), each with its own Django, sharing one real Redis."""
+
+    @pytest.fixture(autouse=True)
+    def _real_redis(self) -> None:
+        require_real_redis()
+
+    def cluster(self, size: int, issuer: FakeIssuer, cache: dict[str, Any] | None = None, **jwtguard: Any) -> Cluster:
+        return Cluster(size, cache=cache or real_redis_cache(), jwtguard=issuer.settings(**jwtguard))
+
+    def test_eight_processes_validate_200_tokens_each_with_one_fetch(self, issuer: FakeIssuer) -> None:
+        tokens = [[issuer.mint(sub=f"user-{w}-{i}") for i in range(200)] for w in range(8)]
+        with self.cluster(8, issuer) as cluster:
+            result = totals(cluster.ask("validate", [{"tokens": t, "together": True} for t in tokens]))
+        assert result == {**result, "valid": 1600, "rejected": {}, "unavailable": 0, "errors": []}
+        assert issuer.jwks_requests == 1
+
+    def test_cold_stampede_of_sixteen_processes_makes_one_fetch(self, issuer: FakeIssuer) -> None:
+        issuer.fault = Fault(delay=0.3)  # a slow fetch: the whole stampede arrives while it runs
+        tokens = [issuer.mint(sub=f"user-{i}") for i in range(5)]
+        with self.cluster(16, issuer, HTTP_TIMEOUT=3) as cluster:
+            answers = cluster.ask("validate", {"tokens": tokens, "together": True})
+        result = totals(answers)
+        assert result == {**result, "valid": 80, "rejected": {}, "unavailable": 0, "errors": []}
+        assert issuer.jwks_requests == 1
+        assert max(a["started"] for a in answers) - min(a["started"] for a in answers) < 0.3
+
+    def test_500_unknown_kids_in_one_cooldown_cost_at_most_one_fetch(self, issuer: FakeIssuer) -> None:
+        with self.cluster(4, issuer, JWKS_REFRESH_COOLDOWN=30) as cluster:
+            cluster.ask("validate", {"tokens": [issuer.mint()]})
+            assert issuer.jwks_requests == 1
+            floods = [[forged(issuer) for _ in range(125)] for _ in range(4)]
+            result = totals(cluster.ask("validate", [{"tokens": f, "together": True} for f in floods]))
+            assert result == {**result, "valid": 0, "rejected": {"unknown_kid": 500}, "errors": []}
+            assert issuer.jwks_requests <= 2
+            assert totals(cluster.ask("validate", {"tokens": [issuer.mint()]}))["valid"] == 4
+
+    def test_a_new_key_used_at_once_is_accepted_by_every_process(self, issuer: FakeIssuer) -> None:
+        with self.cluster(4, issuer) as cluster:
+            assert totals(cluster.ask("validate", {"tokens": [issuer.mint()]}))["valid"] == 4
+            issuer.add_key()
+            tokens = [[issuer.mint(sub=f"user-{w}-{i}") for i in range(50)] for w in range(4)]
+            answers = cluster.ask("validate", [{"tokens": t, "together": True} for t in tokens])
+        for answer in answers:
+            assert answer == {**answer, "valid": 50, "rejected": {}, "unavailable": 0, "errors": []}
+        assert issuer.jwks_requests == 2
+
+    def test_issuer_down_longer_than_the_ttl_while_warm(self, issuer: FakeIssuer) -> None:
+        with self.cluster(
+            3, issuer, JWKS_CACHE_TTL=1, JWKS_REFRESH_COOLDOWN=1, JWKS_L1_RECHECK=0.2, HTTP_TIMEOUT=0.5
+        ) as cluster:
+            tokens = [issuer.mint(sub=f"user-{i}") for i in range(20)]
+            cluster.ask("validate", {"tokens": tokens})
+            issuer.fault = Fault(status=500)
+            outage_started = time.time()
+            answers = cluster.ask("loop", {"tokens": tokens, "until": outage_started + 4.5})
+        result = totals(answers)
+        assert result == {**result, "rejected": {}, "unavailable": 0, "errors": []}
+        requests = sum(a["requests"] for a in answers)
+        attempts = issuer.jwks_requests - 1
+        # Expiry at ~1 s, then backoff 1, 2, 4 s (shared by all processes): at most 3 attempts in 4.5 s.
+        assert 1 <= attempts <= 3, attempts
+        assert requests > 100 * attempts
+
+    def test_redis_stopped_mid_run_and_restarted(self, issuer: FakeIssuer, redis_server: RedisServer) -> None:
+        cache = real_redis_cache(redis_server.url)
+        with self.cluster(3, issuer, cache, JWKS_CACHE_TTL=2, JWKS_L1_RECHECK=0.2, JWKS_REFRESH_COOLDOWN=1) as cluster:
+            tokens = [issuer.mint(sub=f"user-{i}") for i in range(20)]
+            cluster.ask("validate", {"tokens": tokens})
+            started = time.time()
+            cluster.send("loop", {"tokens": tokens, "until": started + 7.5})
+            time.sleep(1.0)
+            redis_server.stop()
+            time.sleep(2.5)  # longer than the TTL: each process refreshes on its own
+            redis_server.start()
+            result = totals(cluster.collect())
+            assert result == {**result, "rejected": {}, "unavailable": 0, "errors": []}
+            assert result["valid"] > 300
+            for _ in range(3):  # a refresh may land between two processes' answers: ask again
+                states = cluster.ask("state", {"settle": 0.3})
+                shared = {s["l2_fetched_at"] for s in states} | {s["l1_fetched_at"] for s in states}
+                if len(shared) == 1:
+                    break
+            assert len(shared) == 1, states
+            assert not any(s["cache_down"] for s in states)
+
+    def test_key_rotation(self, issuer: FakeIssuer) -> None:
+        ttl, recheck, cooldown = 3.0, 0.5, 2.0
+        with self.cluster(
+            3, issuer, JWKS_CACHE_TTL=ttl, JWKS_L1_RECHECK=recheck, JWKS_REFRESH_COOLDOWN=cooldown
+        ) as cluster:
+            old = issuer.mint()
+            cluster.ask("validate", {"tokens": [old]})
+            # A removed key stops validating within the TTL plus the L1 recheck interval, in every process.
+            issuer.rotate()
+            removed_at = time.time()
+            for answer in cluster.ask("until", {"token": old, "accepted": False, "seconds": ttl + recheck + 3}):
+                assert answer["reached_at"] is not None
+                assert answer["reached_at"] - removed_at <= ttl + recheck + PROCESS_SLACK
+            # A new key is accepted by every process within one cooldown window, even one just armed.
+            cluster.ask("validate", {"tokens": [forged(issuer)]})
+            issuer.add_key()
+            published_at = time.time()
+            new = issuer.mint()
+            for answer in cluster.ask("until", {"token": new, "accepted": True, "seconds": cooldown + 3}):
+                assert answer["reached_at"] is not None
+                assert answer["reached_at"] - published_at <= cooldown + PROCESS_SLACK
+
+    def test_a_slow_issuer_never_holds_a_request_past_the_timeout(self, issuer: FakeIssuer) -> None:
+        with self.cluster(4, issuer, JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=0.2, HTTP_TIMEOUT=0.5) as cluster:
+            issuer.fault = Fault(delay=5)
+            token = issuer.mint()
+            cold = totals(cluster.ask("validate", {"tokens": [token], "together": True}))
+            assert cold["unavailable"] == 4
+            assert cold["max_seconds"] < 0.5 + PROCESS_SLACK
+            time.sleep(2)  # the backoff of the cold failure
+            issuer.fault = None
+            assert totals(cluster.ask("validate", {"tokens": [token]}))["valid"] == 4
+            issuer.fault = Fault(delay=5)
+            warm = totals(cluster.ask("loop", {"tokens": [token], "until": time.time() + 2.5}))
+        assert warm == {**warm, "rejected": {}, "unavailable": 0, "errors": []}
+        assert warm["max_seconds"] < 0.5 + PROCESS_SLACK
+
+    def test_refresh_ahead_by_one_process(self, issuer: FakeIssuer) -> None:
+        ttl = 3.0
+        with self.cluster(3, issuer, JWKS_CACHE_TTL=ttl, JWKS_L1_RECHECK=0.3) as cluster:
+            token = issuer.mint()
+            cluster.ask("validate", {"tokens": [token]})
+            [fetched_at] = {s["l2_fetched_at"] for s in cluster.ask("state", {})}
+            # Keep validating until just before expiry: one process refreshes ahead, nobody waits.
+            answers = cluster.ask("loop", {"tokens": [token], "until": fetched_at + ttl - 0.2, "pause": 0.02})
+            result = totals(answers)
+            assert result == {**result, "rejected": {}, "unavailable": 0, "errors": []}
+            assert result["max_seconds"] < 0.2
+            assert issuer.jwks_requests == 2
+            states = cluster.ask("state", {"settle": 0.35})
+        assert {s["l1_fetched_at"] for s in states} == {states[0]["l2_fetched_at"]}
+        assert states[0]["l2_fetched_at"] > fetched_at
+        assert sum(s["stats"].get("fetches", 0) for s in states) == 2
