@@ -120,3 +120,13 @@ class ScriptedServer:
                 handler(request, conn, self._stopping)
             except OSError:
                 return
+
+
+def delayed(seconds: float, handler: Handler) -> Handler:
+    """``handler``'s answer, after ``seconds`` of silence."""
+
+    def handle(request: Request, conn: socket.socket, stopping: threading.Event) -> None:
+        if not stopping.wait(seconds):
+            handler(request, conn, stopping)
+
+    return handle
