@@ -234,10 +234,12 @@ class KeyProvider:
         return self._keyset
 
     def refresh(self, reason: str = "manual") -> KeySet:
-        """Fetch now, bypassing freshness (deploy hooks, readiness). Raises ``KeySetUnavailable`` on failure."""
+        """Fetch now, bypassing freshness (deploy hooks, readiness). Raises ``KeySetUnavailable`` on failure;
+        the last good key set, if any, stays in use."""
+        started = time.time()
         keyset = self._refresh(reason, self.current(), force=True)
-        if keyset is None:
-            raise KeySetUnavailable(self.last_error or "no key set", retry_after=self._retry_after())
+        if keyset is None or keyset.fetched_at < started:
+            raise KeySetUnavailable(self.last_error or "the key set was not fetched", retry_after=self._retry_after())
         return keyset
 
     def usable_keyset(self) -> KeySet:

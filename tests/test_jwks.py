@@ -463,6 +463,16 @@ class TestIssuerFailures:
             provider.usable_keyset()
         assert provider.cache.get(provider.entry_key) is None
 
+    def test_refresh_raises_when_the_fetch_fails_and_the_old_set_stays(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        first = provider.refresh()
+        issuer.fault = Fault(status=502)
+        with pytest.raises(KeySetUnavailable, match="HTTP 502"):
+            provider.refresh()
+        assert provider.usable_keyset() is first
+        issuer.fault = None
+        assert provider.refresh("deploy hook").fetched_at > first.fetched_at
+
     def test_stale_is_served_only_up_to_max_stale(self, make: Make, issuer: FakeIssuer) -> None:
         make(JWKS_CACHE_TTL=1, JWKS_MAX_STALE=1)
         validate_token(issuer.mint())
