@@ -6,6 +6,7 @@ imports this module costs nothing in a project that does not use it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,5 +46,15 @@ class TokenClients:
         """Django's ``AsyncClient`` sending the token (for async views and the middleware's async path)."""
         from django.test import AsyncClient
 
-        # An ASGI header name as a default: AsyncClient(headers=...) turns it into "http-authorization".
-        return AsyncClient(authorization=f"Bearer {self.token(token, **claims)}")
+        authorization = f"Bearer {self.token(token, **claims)}"
+
+        class BearerAsyncClient(AsyncClient):
+            # Added per request: headers given to AsyncClient() do not reach the ASGI scope on every Django
+            # version (4.2 puts them beside it; 5.2 turns HTTP_AUTHORIZATION into "http-authorization").
+            def generic(  # type: ignore[override]
+                self, method: str, path: str, *args: Any, headers: Mapping[str, Any] | None = None, **extra: Any
+            ) -> Any:
+                headers = {"Authorization": authorization, **(headers or {})}
+                return super().generic(method, path, *args, headers=headers, **extra)
+
+        return BearerAsyncClient()
