@@ -27,6 +27,9 @@ USER_AGENT = f"jwtguard/{__version__}"
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 _CHUNK = 16 * 1024
+#: Deeper than any JWKS or discovery document needs (they use 3 or 4 levels), far below what the cache's
+#: pickling can store: at about 500 levels the shared cache write fails and every process fetches for itself.
+MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,26 @@ def fetch_json(
         raise FetchError(f"{url}: body is not valid JSON") from exc
     if not isinstance(document, dict):
         raise FetchError(f"{url}: JSON body is a {type(document).__name__}, not an object")
+    if _too_deep(document, MAX_JSON_DEPTH):
+        raise FetchError(f"{url}: JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     return FetchResult(url, 200, document, result_etag, result_last_modified, max_age)
+
+
+def _too_deep(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels (iteratively: no recursion to overflow)."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _reject_constant(name: str) -> Any:

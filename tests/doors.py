@@ -1,0 +1,122 @@
+"""Every way a request reaches jwtguard, as one call returning what the client gets.
+
+The DRF class (called directly, and through the HTTP test client) and ``JWTAuthenticationMiddleware`` in sync
+and async mode must give a hostile token the same answer: security tests hold each door to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.test import RequestFactory
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
+
+from jwtguard.authentication import JWTAccessTokenAuthentication, SigningKeysUnavailable
+
+PATH = "/api/v1/friends"
+#: The middleware is its own module; the DRF door alone is tested where it does not exist.
+HAS_MIDDLEWARE = importlib.util.find_spec("jwtguard.middleware") is not None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a client is told: 200 (authenticated), 0 (passed on: not jwtguard's business), 401 or 503."""
+
+    status: int
+    detail: str | None = None
+    code: str | None = None
+
+
+ACCEPTED = Outcome(200)
+PASSED_ON = Outcome(0)
+
+
+def _extra(header: str | None) -> dict[str, str]:
+    return {} if header is None else {"HTTP_AUTHORIZATION": header}
+
+
+def _codes(exc: Any) -> str:
+    codes = exc.get_codes()
+    assert isinstance(codes, str), codes
+    return codes
+
+
+def drf(header: str | None, *, http: bool = True) -> Outcome:
+    """``JWTAccessTokenAuthentication.authenticate``; with ``http``, also the HTTP answer a DRF view gives."""
+    request = Request(APIRequestFactory().get(PATH, **_extra(header)))
+    try:
+        result = JWTAccessTokenAuthentication().authenticate(request)
+    except AuthenticationFailed as exc:
+        outcome = Outcome(401, str(exc.detail), _codes(exc))
+    except SigningKeysUnavailable as exc:
+        outcome = Outcome(503, str(exc.detail), _codes(exc))
+    else:
+        outcome = PASSED_ON if result is None else ACCEPTED
+    if http and outcome.status in (401, 503):
+        response = APIClient().get(PATH, **_extra(header))
+        assert response.status_code == outcome.status
+        assert response.json() == {"detail": outcome.detail}
+        if outcome.status == 401:
+            assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        else:
+            assert int(response.headers["Retry-After"]) >= 1
+    return outcome
+
+
+def _from_response(response: Any, request: HttpRequest) -> Outcome:
+    if response.status_code == 200:
+        return ACCEPTED if getattr(request, "jwt", None) is not None else PASSED_ON
+    body = json.loads(response.content)
+    assert set(body) == {"detail", "code"}, body
+    if response.status_code == 401:
+        assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    elif response.status_code == 503:
+        assert int(response["Retry-After"]) >= 1
+    else:  # pragma: no cover - the assertion below reports it
+        raise AssertionError(f"middleware answered {response.status_code}: {body}")
+    return Outcome(response.status_code, body["detail"], body["code"])
+
+
+def middleware(header: str | None) -> Outcome:
+    """``JWTAuthenticationMiddleware`` in front of a sync view."""
+    from jwtguard.middleware import JWTAuthenticationMiddleware
+
+    def view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"ok": True})
+
+    request = RequestFactory().get(PATH, **_extra(header))
+    response = JWTAuthenticationMiddleware(view)(request)
+    return _from_response(response, request)
+
+
+def middleware_async(header: str | None) -> Outcome:
+    """``JWTAuthenticationMiddleware`` in front of an async view, on an event loop of its own."""
+    from jwtguard.middleware import JWTAuthenticationMiddleware
+
+    async def view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"ok": True})
+
+    request = RequestFactory().get(PATH, **_extra(header))
+    handler: Any = JWTAuthenticationMiddleware(view)
+    response = asyncio.run(handler(request))
+    return _from_response(response, request)
+
+
+Door = Callable[[str | None], Outcome]
+DOORS: dict[str, Door] = {"drf": drf}
+if HAS_MIDDLEWARE:
+    DOORS["middleware"] = middleware
+    DOORS["middleware-async"] = middleware_async
+
+
+def outcomes(header: str | None) -> dict[str, Outcome]:
+    """The answer of every door to one Authorization header."""
+    return {name: door(header) for name, door in DOORS.items()}
