@@ -328,6 +328,27 @@ class TestUnknownKid:
         assert found[0].kid == new.kid
         assert issuer.jwks_requests == 2
 
+    def test_a_pending_cooldown_without_a_lock_yet_is_waited_for(self, make: Make, issuer: FakeIssuer) -> None:
+        # A has added the cooldown ("pending") but not yet the lock: B must not take the missing lock for
+        # "nobody is fetching" and refuse; it waits for A's fetch.
+        a = make(JWKS_L1_RECHECK=60)
+        b = another_process(a)
+        a.usable_keyset()
+        b.usable_keyset()
+        new = issuer.add_key()
+        assert a.cache.add(a.cooldown_key, "pending", 30)
+
+        def a_goes_on() -> None:
+            time.sleep(0.3)
+            a._refresh("unknown_kid", a._keyset, kid=new.kid)
+            a.cache.set(a.cooldown_key, "done", 30)
+
+        going_on = threading.Thread(target=a_goes_on)
+        going_on.start()
+        assert b.get_key(new.kid, "RS256").kid == new.kid
+        going_on.join(5)
+        assert issuer.jwks_requests == 2
+
     def test_a_routine_refresh_in_flight_is_no_answer_for_a_kid_it_cannot_know(
         self, make: Make, issuer: FakeIssuer, sent: list[Any]
     ) -> None:
@@ -760,22 +781,23 @@ class TestAcrossProcesses:
     def cluster(self, size: int, issuer: FakeIssuer, cache: dict[str, Any] | None = None, **jwtguard: Any) -> Cluster:
         return Cluster(size, cache=cache or real_redis_cache(), jwtguard=issuer.settings(**jwtguard))
 
-    def test_eight_processes_validate_200_tokens_each_with_one_fetch(self, issuer: FakeIssuer) -> None:
-        tokens = [[issuer.mint(sub=f"user-{w}-{i}") for i in range(200)] for w in range(8)]
-        with self.cluster(8, issuer) as cluster:
-            result = totals(cluster.ask("validate", [{"tokens": t, "together": True} for t in tokens]))
-        assert result == {**result, "valid": 1600, "rejected": {}, "unavailable": 0, "errors": []}
-        assert issuer.jwks_requests == 1
+    def test_eight_processes_validate_200_tokens_each_with_one_fetch(self) -> None:
+        with FakeIssuer("ES256") as issuer:  # ES256: 1600 tokens are minted in a fraction of RSA's time
+            tokens = [[issuer.mint(sub=f"user-{w}-{i}") for i in range(200)] for w in range(8)]
+            with self.cluster(8, issuer) as cluster:
+                result = totals(cluster.ask("validate", [{"tokens": t, "together": True} for t in tokens]))
+            assert result == {**result, "valid": 1600, "rejected": {}, "unavailable": 0, "errors": []}
+            assert issuer.jwks_requests == 1
 
     def test_cold_stampede_of_sixteen_processes_makes_one_fetch(self, issuer: FakeIssuer) -> None:
-        issuer.fault = Fault(delay=0.3)  # a slow fetch: the whole stampede arrives while it runs
+        issuer.fault = Fault(delay=1.0)  # a slow fetch: the whole stampede arrives while it runs
         tokens = [issuer.mint(sub=f"user-{i}") for i in range(5)]
         with self.cluster(16, issuer, HTTP_TIMEOUT=3) as cluster:
             answers = cluster.ask("validate", {"tokens": tokens, "together": True})
         result = totals(answers)
         assert result == {**result, "valid": 80, "rejected": {}, "unavailable": 0, "errors": []}
         assert issuer.jwks_requests == 1
-        assert max(a["started"] for a in answers) - min(a["started"] for a in answers) < 0.3
+        assert max(a["started"] for a in answers) - min(a["started"] for a in answers) < 1.0
 
     def test_500_unknown_kids_in_one_cooldown_cost_at_most_one_fetch(self, issuer: FakeIssuer) -> None:
         with self.cluster(4, issuer, JWKS_REFRESH_COOLDOWN=30) as cluster:
