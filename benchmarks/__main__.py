@@ -83,6 +83,8 @@ def render(results: dict[str, Any]) -> str:
                     ("authentication", "contender", ""),
                     ("req/s (median)", "rps", ".0f"),
                     ("ratio to none", "ratio_to_no_auth", ".2f"),
+                    ("worker CPU us/request", "server_cpu_us_per_request", ".0f"),
+                    ("auth's share (us)", "extra_cpu_us_over_no_auth", ".0f"),
                     ("JWKS fetches", "jwks_fetches", ""),
                     ("non-2xx", "non_2xx", ""),
                 ],
@@ -101,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="processes for the fetch counts")
     parser.add_argument("--requests", type=int, default=100, help="requests per process for the fetch counts")
     parser.add_argument("--flood", type=int, default=50, help="unknown-kid tokens per process")
-    parser.add_argument("--duration", type=float, default=3, help="seconds per wrk run")
-    parser.add_argument("--load-rounds", type=int, default=5, help="wrk runs per contender")
+    parser.add_argument("--duration", type=float, default=2, help="seconds per wrk run")
+    parser.add_argument("--load-rounds", type=int, default=7, help="wrk runs per contender")
     parser.add_argument("--only", choices=["cpu", "fetches", "load"], action="append", help="run only these")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, short runs")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: benchmarks/results/)")

@@ -64,13 +64,27 @@ def _settled_count(issuer: RemoteIssuer, quiet: float = 0.3, timeout: float = 10
     return count
 
 
+def _worker_cpu_seconds(master: int) -> float:
+    """CPU (user + system) spent so far by the gunicorn workers of ``master``, read from /proc."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if int(fields[1]) == master:  # field 4, the parent pid
+            ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _get(url: str, token: str) -> int:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return int(response.status)
 
 
-def _wrk(url: str, token: str, duration: float, connections: int, threads: int) -> tuple[float, int]:
+def _wrk(url: str, token: str, duration: float, connections: int, threads: int) -> tuple[float, int, int]:
+    """(requests per second, requests done, non-2xx answers) of one bounded wrk run."""
     wrk = wrk_binary()
     assert wrk is not None
     output = subprocess.run(
@@ -91,10 +105,11 @@ def _wrk(url: str, token: str, duration: float, connections: int, threads: int) 
         check=True,
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    done = re.search(r"(\d+) requests in", output)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if rps is None:
+    if rps is None or done is None:
         raise RuntimeError(f"cannot read wrk's output:\n{output}")
-    return float(rps.group(1)), int(errors.group(1)) if errors else 0
+    return float(rps.group(1)), int(done.group(1)), int(errors.group(1)) if errors else 0
 
 
 def run(
@@ -133,6 +148,8 @@ def run(
     runs: dict[str, list[float]] = {name: [] for name in PATHS}
     fetches: dict[str, int] = dict.fromkeys(PATHS, 0)
     errors: dict[str, int] = dict.fromkeys(PATHS, 0)
+    # The workers' CPU per request: unlike requests per second, hardly moved by other load on the machine.
+    cpu: dict[str, list[float]] = {name: [] for name in PATHS}
     try:
         _wait_until_up(base + "none", process)
         before = issuer.jwks_requests()
@@ -141,15 +158,17 @@ def run(
                 raise RuntimeError(f"/bench/{name} refused the benchmark token")
         # Warm every worker of every path (each gunicorn worker reads the key set once).
         for name in PATHS:
-            _wrk(base + name, token, 1, connections, threads)
+            _wrk(base + name, token, 1, connections, threads)  # result unused: a warm-up
         warm_fetches = _settled_count(issuer) - before
         names = list(PATHS)
         for round_number in range(rounds):
             shift = round_number % len(names)
             for name in names[shift:] + names[:shift]:
                 before = _settled_count(issuer)
-                rps, non_2xx = _wrk(base + name, token, duration, connections, threads)
+                cpu_before = _worker_cpu_seconds(process.pid)
+                rps, done, non_2xx = _wrk(base + name, token, duration, connections, threads)
                 fetches[name] += _settled_count(issuer) - before
+                cpu[name].append((_worker_cpu_seconds(process.pid) - cpu_before) / max(done, 1) * 1e6)
                 errors[name] += non_2xx
                 runs[name].append(rps)
     finally:
@@ -170,6 +189,9 @@ def run(
             "runs": runs[name],
             "ratio_to_no_auth": round(statistics.median(ratios[name]), 3),
             "ratios": [round(ratio, 3) for ratio in ratios[name]],
+            "server_cpu_us_per_request": round(statistics.median(cpu[name]), 1),
+            "server_cpu_runs": [round(value, 1) for value in cpu[name]],
+            "extra_cpu_us_over_no_auth": round(statistics.median(cpu[name]) - statistics.median(cpu["none"]), 1),
             "jwks_fetches": fetches[name],
             "non_2xx": errors[name],
         }
