@@ -200,6 +200,9 @@ class KeyProvider:
         self.last_error: str | None = None
         self._keyset: KeySet | None = None
         self._checked_at = float("-inf")
+        # While serving a stale set (the issuer failing, or another process fetching): until when (monotonic)
+        # to serve it from memory without asking the shared cache again.
+        self._stale_quiet_until = float("-inf")
         self._ahead_for: float | None = None
         self._adopt_lock = threading.Lock()
 
@@ -251,6 +254,9 @@ class KeyProvider:
             if now >= keyset.fetched_at + keyset.fresh_for * REFRESH_AHEAD_AT:
                 self._refresh_ahead(keyset)
             return keyset
+        if keyset is not None and now < keyset.stale_until and time.monotonic() < self._stale_quiet_until:
+            self.stats["stale_served"] += 1
+            return keyset
         keyset = self._adopt(self.cache.get(self.entry_key))
         self.stats["l2_reads"] += 1
         if keyset is not None and now < keyset.fresh_until:
@@ -258,7 +264,10 @@ class KeyProvider:
         keyset = self._refresh("cold" if keyset is None else "expired", keyset)
         if keyset is not None and now < keyset.stale_until:
             if now >= keyset.fresh_until:
+                # Like a fresh set, a stale one is served from memory until the next recheck: an issuer
+                # outage must not cost a cache round-trip per request (a new set still arrives by L2).
                 self.stats["stale_served"] += 1
+                self._stale_quiet_until = time.monotonic() + self.config.jwks_l1_recheck
             return keyset
         raise KeySetUnavailable(
             f"no key set for {self.config.issuer}: {self.last_error or 'never fetched'}",

@@ -484,6 +484,31 @@ class TestIssuerFailures:
             provider.usable_keyset()
         assert provider.cache.get(provider.entry_key) is None
 
+    def test_serving_stale_does_no_cache_io_between_rechecks(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        provider = make(JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=0.5)
+        validate_token(issuer.mint())
+        issuer.fault = Fault(status=500)
+        time.sleep(1.05)
+        validate_token(issuer.mint())  # the failed fetch: stale from now on
+        reads = []
+        real_get = provider.cache.get
+        monkeypatch.setattr(provider.cache, "get", lambda key: reads.append(key) or real_get(key))
+        for _ in range(50):
+            validate_token(issuer.mint())
+        assert reads == []
+        # After the recheck interval the shared entry is looked at again: a set fetched by another process
+        # (the issuer is back) is picked up from there, with no fetch of our own.
+        issuer.fault = None
+        other = another_process(provider)
+        other.cache.delete(other.backoff_key)
+        fresh = other.refresh()
+        time.sleep(0.55)
+        validate_token(issuer.mint())
+        assert provider.usable_keyset().fetched_at == fresh.fetched_at
+        assert provider.stats["fetches"] == 1
+
     def test_refresh_raises_when_the_fetch_fails_and_the_old_set_stays(self, make: Make, issuer: FakeIssuer) -> None:
         provider = make()
         first = provider.refresh()
