@@ -421,8 +421,14 @@ class TestIssuerFailures:
 
     @pytest.mark.parametrize(
         "fault",
-        [Fault(status=404), Fault(body=b"nope"), Fault(body=b" " * (5 * 1024 * 1024)), Fault(delay=5)],
-        ids=["404", "not-json", "5MiB", "hanging"],
+        [
+            Fault(status=404),
+            Fault(body=b"nope"),
+            Fault(body=b" " * (5 * 1024 * 1024)),
+            Fault(delay=5),
+            Fault(body=b'{"keys": []}', trickle_interval=0.2),
+        ],
+        ids=["404", "not-json", "5MiB", "hanging", "slow-loris"],
     )
     def test_warm_a_failed_fetch_keeps_the_cached_set(
         self, make: Make, issuer: FakeIssuer, fault: Fault, shared_cache: str
