@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ from jwtguard.checks import check_settings
 from jwtguard.conf import GLOBAL_DEFAULTS, ISSUER_DEFAULTS, get_settings, parse_settings, reset
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer
-from tests.conftest import free_port, redis_answers
+from tests.conftest import redis_answers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RECIPE_PAGES = ["quickstart.md", "settings.md", "providers.md", "migrating.md"]
@@ -108,12 +110,33 @@ def test_every_page_is_in_the_toctree() -> None:
     assert pages <= listed
 
 
+def cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster-bus port (port + 10000) is free too: an ephemeral port may be too high for that."""
+    ports: list[int] = []
+    for candidate in random.sample(range(20000, 30000), 200):
+        if len(ports) == count:
+            break
+        if all(port_is_free(p) for p in (candidate, candidate + 10000)):
+            ports.append(candidate)
+    assert len(ports) == count, "no free ports for a Redis Cluster"
+    return ports
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class RedisCluster3:
     """Three redis-server nodes on free loopback ports joined into one Redis Cluster (no replicas)."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.ports = [free_port() for _ in range(3)]
+        self.ports = cluster_ports(3)
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
@@ -148,6 +171,7 @@ class RedisCluster3:
             )
         deadline = time.monotonic() + 10
         while not all(redis_answers(port=port) for port in self.ports):
+            assert all(p.poll() is None for p in self.processes), "a redis-server node exited"
             assert time.monotonic() < deadline, "redis-server nodes did not start"
             time.sleep(0.05)
         nodes = [f"127.0.0.1:{port}" for port in self.ports]
