@@ -227,8 +227,10 @@ class KeyProvider:
         """The key, if this process can answer without any I/O right now; else None (the caller then
         calls ``get_key`` off the event loop)."""
         keyset = self._keyset
-        if keyset is None or not self._l1_current(keyset, time.time()):
+        now = time.time()
+        if keyset is None or not self._l1_current(keyset, now):
             return None
+        self._refresh_ahead_if_due(keyset, now)
         return keyset.find(kid, alg)
 
     def current(self) -> KeySet | None:
@@ -251,8 +253,7 @@ class KeyProvider:
         keyset = self._keyset
         if keyset is not None and self._l1_current(keyset, now):
             self.stats["l1_hits"] += 1
-            if now >= keyset.fetched_at + keyset.fresh_for * REFRESH_AHEAD_AT:
-                self._refresh_ahead(keyset)
+            self._refresh_ahead_if_due(keyset, now)
             return keyset
         if keyset is not None and now < keyset.stale_until and time.monotonic() < self._stale_quiet_until:
             self.stats["stale_served"] += 1
@@ -260,6 +261,7 @@ class KeyProvider:
         keyset = self._adopt(self.cache.get(self.entry_key))
         self.stats["l2_reads"] += 1
         if keyset is not None and now < keyset.fresh_until:
+            self._refresh_ahead_if_due(keyset, now)
             return keyset
         keyset = self._refresh("cold" if keyset is None else "expired", keyset)
         if keyset is not None and now < keyset.stale_until:
@@ -393,8 +395,9 @@ class KeyProvider:
                 return self._adopt(self.cache.get(self.entry_key))
         return self._keyset or current
 
-    def _refresh_ahead(self, keyset: KeySet) -> None:
-        if self._ahead_for == keyset.fetched_at:
+    def _refresh_ahead_if_due(self, keyset: KeySet, now: float) -> None:
+        """Past ``REFRESH_AHEAD_AT`` of its freshness, renew the set in a background thread (once per set)."""
+        if now < keyset.fetched_at + keyset.fresh_for * REFRESH_AHEAD_AT or self._ahead_for == keyset.fetched_at:
             return
         self._ahead_for = keyset.fetched_at
         threading.Thread(

@@ -703,6 +703,26 @@ class TestRefreshAhead:
         assert fetches(sent) == ["cold", "refresh_ahead"]
         assert issuer.jwks_requests == 2
 
+    def test_peek_alone_refreshes_ahead_too(self, make: Make, issuer: FakeIssuer, sent: list[Any]) -> None:
+        # The async middleware asks peek() first: a process serving only through it must renew its set too.
+        provider = make(JWKS_CACHE_TTL=2, JWKS_L1_RECHECK=60)
+        first = provider.usable_keyset()
+        time.sleep(2 * jwks.REFRESH_AHEAD_AT + 0.05)
+        assert provider.peek(issuer.signing_key.kid, "RS256") is not None
+        wait_for(lambda: provider.cache.get(provider.entry_key)["fetched_at"] > first.fetched_at)
+        assert fetches(sent) == ["cold", "refresh_ahead"]
+
+    def test_a_set_read_from_the_shared_entry_near_expiry_is_refreshed_ahead(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # With JWKS_L1_RECHECK at 0 every look-up reads L2: the refresh-ahead must start from there too.
+        provider = make(JWKS_CACHE_TTL=2, JWKS_L1_RECHECK=0)
+        first = provider.usable_keyset()
+        time.sleep(2 * jwks.REFRESH_AHEAD_AT + 0.05)
+        provider.usable_keyset()
+        wait_for(lambda: provider.cache.get(provider.entry_key)["fetched_at"] > first.fetched_at)
+        assert fetches(sent) == ["cold", "refresh_ahead"]
+
 
 # -- the cache fails --------------------------------------------------------------------------------------
 
