@@ -6,6 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
+import django
 import pytest
 
 from jwtguard import signals
@@ -18,7 +19,12 @@ from tests import protected_views
 from tests.protected_views import STACK, assert_refused, call
 
 MODES = ["wsgi", "asgi"]
-SCOPED = ["/jwt/required-async", "/jwt/cbv-sync", "/jwt/cbv-async", "/jwt/cbv-async-method", "/jwt/cbv-decorated"]
+# method_decorator wraps async methods only from Django 5.0 on; on 4.2 Django itself cannot serve that view.
+ASYNC_METHOD = pytest.param(
+    "/jwt/cbv-async-method",
+    marks=pytest.mark.skipif(django.VERSION < (5, 0), reason="method_decorator on async methods needs Django 5.0"),
+)
+SCOPED = ["/jwt/required-async", "/jwt/cbv-sync", "/jwt/cbv-async", ASYNC_METHOD, "/jwt/cbv-decorated"]
 ALL_VIEWS = ["/jwt/required-sync", "/jwt/required-two-scopes", *SCOPED]
 
 
@@ -129,7 +135,7 @@ class TestOneValidation:
         assert call(mode, url, f"Bearer {token}").status_code == 200
         assert calls == ["verify"]
 
-    @pytest.mark.parametrize("url", ["/jwt/required-async", "/jwt/cbv-async", "/jwt/cbv-async-method"])
+    @pytest.mark.parametrize("url", ["/jwt/required-async", "/jwt/cbv-async", ASYNC_METHOD])
     def test_async_views_fetch_off_the_event_loop(self, settings: Any, jwtguard_settings: FakeIssuer, url: str) -> None:
         settings.MIDDLEWARE = []  # the decorator validates, on a cold key set
         on_loop: list[bool] = []
