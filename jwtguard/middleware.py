@@ -18,7 +18,6 @@ from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 
 from jwtguard.bearer import bearer_token, challenge
-from jwtguard.conf import IssuerConfig
 from jwtguard.exceptions import JWTGuardError, KeySetError, KeySetUnavailable, TokenError
 from jwtguard.resolvers import get_user_resolver, resolve_user
 from jwtguard.validation import AccessToken, TokenValidator, get_validator
@@ -139,22 +138,14 @@ async def aauthenticate_request(request: HttpRequest) -> JsonResponse | None:
 async def avalidate(validator: TokenValidator, raw: str) -> AccessToken:
     """``TokenValidator.validate`` without blocking the event loop.
 
-    Parsing, routing and verifying are CPU only; the key comes from ``peek()`` when this process holds it
-    (steady state), else ``get_key()`` (cache reads, perhaps a fetch) runs in a thread of its own, not the
-    one thread Django keeps for thread-sensitive work, so a slow issuer cannot stall the ORM.
+    ``validate_local()`` answers on the loop whenever no I/O is needed (steady state, the token cache too);
+    otherwise ``validate()`` (cache reads, perhaps a fetch) runs in a thread of its own, not the one thread
+    Django keeps for thread-sensitive work, so a slow issuer cannot stall the ORM.
     """
-    config: IssuerConfig | None = None
-    try:
-        parsed = validator.parse(raw)
-        config, kid, alg = validator.route(parsed)
-        provider = validator.provider(config)
-        key = provider.peek(kid, alg)
-        if key is None:
-            key = await sync_to_async(provider.get_key, thread_sensitive=False)(kid, alg)
-        return validator.verify(parsed, config, key)
-    except TokenError as exc:
-        validator.rejected(exc, config)
-        raise
+    token = validator.validate_local(raw)
+    if token is None:
+        token = await sync_to_async(validator.validate, thread_sensitive=False)(raw)
+    return token
 
 
 def _vary(response: HttpResponseBase) -> HttpResponseBase:

@@ -254,11 +254,24 @@ class TokenValidator:
 
     def validate(self, raw: str) -> AccessToken:
         """The verified token, or a ``TokenError`` (401) / ``KeySetUnavailable`` (503) saying why not."""
+        token = self._validate(raw, local=False)
+        assert token is not None
+        return token
+
+    def validate_local(self, raw: str) -> AccessToken | None:
+        """``validate()`` if it can be done without any I/O (the usual case), else None.
+
+        For the event loop: the async middleware calls this first, and ``validate()`` in a thread only when
+        this process must read the shared cache or fetch the key set. Refusals are raised as by ``validate()``.
+        """
+        return self._validate(raw, local=True)
+
+    def _validate(self, raw: str, *, local: bool) -> AccessToken | None:
         cache = self.token_cache
         if cache is not None and len(raw) <= self.settings.max_token_bytes:
             entry = cache.get(raw)
             if entry is not None:
-                token = self._revalidate(raw, entry, cache)
+                token = self._revalidate(raw, entry, cache, local=local)
                 if token is not None:
                     cache.hits += 1
                     return token
@@ -267,7 +280,10 @@ class TokenValidator:
         try:
             parsed = self.parse(raw)
             config, kid, alg = self.route(parsed)
-            key = self.provider(config).get_key(kid, alg)
+            provider = self.provider(config)
+            key = provider.peek(kid, alg) if local else provider.get_key(kid, alg)
+            if key is None:
+                return None
             token = self.verify(parsed, config, key)
         except TokenError as exc:
             self.rejected(exc, config)
@@ -276,13 +292,15 @@ class TokenValidator:
             cache.put(raw, CachedToken(token=_copy(token), key=key, kid=kid, alg=alg))
         return token
 
-    def _revalidate(self, raw: str, entry: CachedToken, cache: TokenCache) -> AccessToken | None:
+    def _revalidate(self, raw: str, entry: CachedToken, cache: TokenCache, *, local: bool) -> AccessToken | None:
         """A cached token again, if its key is still the one the provider hands out and its times still hold;
         otherwise None, with the entry dropped (the caller then validates the token from scratch)."""
         token = entry.token
         config = token.issuer
         try:
-            if self.provider(config).get_key(entry.kid, entry.alg) is not entry.key:
+            provider = self.provider(config)
+            key = provider.peek(entry.kid, entry.alg) if local else provider.get_key(entry.kid, entry.alg)
+            if key is not entry.key:
                 raise UnknownKeyId("the key set changed since the token was cached")
             check_times(token.claims, self.clock(), config.leeway)
         except JWTGuardError:

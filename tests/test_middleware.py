@@ -20,7 +20,7 @@ from jwtguard.exceptions import KEYS_UNAVAILABLE, NOT_A_JWT, NOT_BEARER
 from jwtguard.jwks import KeyProvider
 from jwtguard.middleware import JWTAuthenticationMiddleware
 from jwtguard.testing import FakeIssuer, generate_key
-from jwtguard.validation import TokenValidator
+from jwtguard.validation import TokenValidator, get_validator
 from tests.protected_views import STACK, assert_refused, call, invalid_token_challenge
 
 MODES = ["wsgi", "asgi"]
@@ -361,3 +361,17 @@ class TestTokenTypeAndRequiredClaims:
         with_all = issuer.mint(client_id="app", jti="j-1")
         assert_refused(call(mode, "/jwt/whoami", f"Bearer {without}"), "missing_claim")
         assert call(mode, "/jwt/whoami", f"Bearer {with_all}").status_code == 200
+
+
+class TestAsyncModeWithTheTokenCache:
+    def test_a_repeated_token_is_answered_from_the_cache_on_the_loop(
+        self, issuer: FakeIssuer, configure: Any, counted: dict[str, int]
+    ) -> None:
+        configure(issuer, TOKEN_CACHE_SIZE=8)
+        raw = issuer.mint()
+        for _ in range(3):
+            assert call("asgi", "/jwt/awhoami", f"Bearer {raw}").status_code == 200
+        cache = get_validator().token_cache
+        assert cache is not None
+        assert (cache.hits, len(cache)) == (2, 1)
+        assert counted == {"verify": 1, "get_key": 1}

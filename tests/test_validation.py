@@ -255,3 +255,26 @@ def test_the_validator_is_rebuilt_when_settings_change(issuer: FakeIssuer, confi
     configure(issuer, LEEWAY=1)
     assert get_validator() is not first
     assert get_validator().settings.issuers[0].leeway == 1
+
+
+class TestValidateLocal:
+    """validate_local(): the same answers as validate() whenever no I/O is needed, else None (and no I/O)."""
+
+    def test_cold_it_does_no_io_and_says_so(self, jwtguard_settings: FakeIssuer) -> None:
+        assert get_validator().validate_local(jwtguard_settings.mint()) is None
+        assert jwtguard_settings.jwks_requests == 0
+
+    def test_warm_it_validates(self, jwtguard_settings: FakeIssuer) -> None:
+        validate_token(jwtguard_settings.mint())
+        token = get_validator().validate_local(jwtguard_settings.mint(sub="bob"))
+        assert token is not None
+        assert token.claims["sub"] == "bob"
+
+    def test_refusals_that_need_no_key_are_raised(self, jwtguard_settings: FakeIssuer) -> None:
+        with pytest.raises(exceptions.MalformedToken):
+            get_validator().validate_local("not-a-token")
+
+    def test_an_unknown_kid_is_left_to_validate(self, jwtguard_settings: FakeIssuer) -> None:
+        validate_token(jwtguard_settings.mint())
+        assert get_validator().validate_local(jwtguard_settings.mint(headers={"kid": "new"})) is None
+        assert jwtguard_settings.jwks_requests == 1
