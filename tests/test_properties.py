@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import json
 import math
 import string
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -351,3 +355,38 @@ def test_mangled_tokens_are_accepted_only_if_the_signed_content_is_unchanged(
     if outcome == ACCEPTED:
         assert valid, raw
         assert same_signed_content(raw, original), (original, raw)
+
+
+# -- the fuzz target's corpus, replayed ------------------------------------------------------------------------
+
+FUZZ_TARGET = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_parse.py"
+FUZZ_CORPUS = Path(__file__).with_name("fuzz_corpus")
+
+
+@pytest.fixture(scope="module")
+def fuzz_target() -> Any:
+    spec = importlib.util.spec_from_file_location("fuzz_parse", FUZZ_TARGET)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("seed", sorted(path.name for path in FUZZ_CORPUS.iterdir()))
+def test_the_fuzz_corpus_replays_cleanly(fuzz_target: Any, seed: str) -> None:
+    """Each committed fuzz input (and each crash once fixed, added here) goes through the fuzz harness."""
+    fuzz_target.check((FUZZ_CORPUS / seed).read_bytes())
+
+
+@pytest.mark.slow
+def test_the_fuzzer_runs_five_seconds_without_a_crash(tmp_path: Path) -> None:
+    """A smoke run of the atheris target (skipped where atheris is not installed: pip install -e '.[fuzz]')."""
+    pytest.importorskip("atheris")
+    command = [sys.executable, str(FUZZ_TARGET), "-max_total_time=5", f"-artifact_prefix={tmp_path}/"]
+    result = subprocess.run(
+        [*command, str(tmp_path), str(FUZZ_CORPUS)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done" in result.stderr
+    assert not list(tmp_path.glob("crash-*"))

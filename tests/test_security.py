@@ -12,12 +12,15 @@ import base64
 import datetime
 import hashlib
 import hmac
+import importlib
 import json
 import multiprocessing
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -957,3 +960,44 @@ def test_forged_tokens_from_many_processes_cost_one_fetch_per_cooldown_window(
     }
     assert issuer.jwks_requests == 2, "one fetch to start, then at most one refresh in the cooldown window"
     assert sum(attacker.requests.values()) == 0
+
+
+# -- docs/security.md -----------------------------------------------------------------------------------------
+
+SECURITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "security.md"
+
+
+def documented_tests() -> set[tuple[str, ...]]:
+    """The test references in docs/security.md: ``file.py::Class::test``. Within a cell, ``::Name`` reuses
+    the previous reference's file, and ``::test_name`` after a ``Class::test`` names a sibling method."""
+    found: set[tuple[str, ...]] = set()
+    for line in SECURITY_DOC.read_text().splitlines():
+        for cell in line.split(" | "):
+            previous: tuple[str, ...] = ()
+            for reference in re.findall(r"`((?:test_\w+\.py)?::[\w:]+)`", cell):
+                path, _, rest = reference.partition("::")
+                names = tuple(rest.split("::"))
+                if path:
+                    current = (path, *names)
+                else:
+                    assert previous, f"{reference} names no file in: {cell}"
+                    sibling = len(previous) > 2 and names[0].startswith("test_")
+                    current = (*previous[:2], *names) if sibling else (previous[0], *names)
+                found.add(current)
+                previous = current
+    return found
+
+
+def test_the_security_page_names_real_tests_and_every_security_test() -> None:
+    documented = documented_tests()
+    for module_name, *names in documented:
+        target: Any = importlib.import_module(f"tests.{module_name.removesuffix('.py')}")
+        for name in names:
+            target = getattr(target, name)  # AttributeError: the page names a test that does not exist
+    for module_name in ("test_security.py", "test_security_keysets.py"):
+        module = importlib.import_module(f"tests.{module_name.removesuffix('.py')}")
+        tests = {name for name in vars(module) if name.startswith(("Test", "test_"))} - {
+            "test_the_security_page_names_real_tests_and_every_security_test"
+        }
+        named = {names[0] for module_, *names in documented if module_ == module_name}
+        assert tests <= named, f"not on docs/security.md: {sorted(tests - named)}"

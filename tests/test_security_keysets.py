@@ -228,6 +228,7 @@ UNUSABLE: dict[str, Callable[[FakeIssuer], Any]] = {
     "n-number": lambda issuer: rsa_with(issuer, n=12345),
     "n-with-space": lambda issuer: rsa_with(issuer, n=good_jwk(issuer)["n"][:8] + " " + good_jwk(issuer)["n"][8:]),
     "e-too-big": lambda issuer: rsa_with(issuer, e=b64(b"\xff" * 600)),
+    "e-not-base64": lambda issuer: rsa_with(issuer, e="!!"),
     "x-not-base64": lambda issuer: {**generate_key("ES256").public_jwk(), "kid": "bad", "x": "not base64!"},
     "y-short": lambda issuer: {**(jwk := generate_key("ES256").public_jwk()), "kid": "bad", "y": jwk["y"][:-4]},
     "off-curve": lambda issuer: {**generate_key("ES256").public_jwk(), "kid": "bad", "y": b64(b"\x01" * 32)},
