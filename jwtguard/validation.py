@@ -132,7 +132,11 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
             end = -1
         if end != len(text):
             value = _DECODER.decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if "\\u" in text:
+            # A "\ud800" escape decodes to a lone surrogate: not a Unicode character, and a str that no UTF-8
+            # encoder (a JSON response, a log handler, the ORM) will take. Only escaped text can hold one.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError) as exc:
         raise MalformedToken(f"the {what} is not JSON without duplicate members") from exc
     if not isinstance(value, dict):
         raise MalformedToken(f"the {what} is JSON but not an object")

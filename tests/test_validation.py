@@ -278,3 +278,26 @@ class TestValidateLocal:
         validate_token(jwtguard_settings.mint())
         assert get_validator().validate_local(jwtguard_settings.mint(headers={"kid": "new"})) is None
         assert jwtguard_settings.jwks_requests == 1
+
+
+class TestUnicode:
+    def test_escaped_characters_are_fine(self, jwtguard_settings: FakeIssuer) -> None:
+        token = jwtguard_settings.sign(
+            {"alg": "RS256", "kid": jwtguard_settings.signing_key.kid},
+            (
+                '{"iss":"%s","aud":"%s","exp":%d,"sub":"\\u00e9\\ud83d\\ude00"}'
+                % (jwtguard_settings.issuer, jwtguard_settings.audience, time.time() + 60)
+            ).encode(),
+        )
+        assert validate_token(token).claims["sub"] == "\u00e9\U0001f600"
+
+    @pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\ude00\\ud83d"])
+    def test_a_lone_surrogate_is_malformed_even_when_signed(self, jwtguard_settings: FakeIssuer, escape: str) -> None:
+        token = jwtguard_settings.sign(
+            {"alg": "RS256", "kid": jwtguard_settings.signing_key.kid},
+            (
+                '{"iss":"%s","aud":"%s","exp":%d,"sub":"a%sb"}'
+                % (jwtguard_settings.issuer, jwtguard_settings.audience, time.time() + 60, escape)
+            ).encode(),
+        )
+        assert rejection(token).code == "malformed_token"
