@@ -63,15 +63,12 @@ _ALGORITHM_FOR_KTY = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}
 
 @dataclass(frozen=True)
 class VerificationKey:
-    """One public key from the key set, with the algorithms it may verify."""
+    """One public key from the key set, with the algorithms it may verify (``validation.signature_is_valid``)."""
 
     kid: str
     kty: str
     algorithms: frozenset[str]
     key: Any = field(repr=False)
-
-    def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
-        return bool(_ALGORITHMS[alg].verify(signing_input, self.key, signature))
 
 
 @dataclass(frozen=True)
