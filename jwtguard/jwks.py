@@ -483,23 +483,18 @@ class KeyProvider:
         if result.document is None:
             # 304 Not Modified: the same keys, fresh again, without parsing anything.
             assert base is not None
-            return KeySet(
-                keys=base.keys,
-                document=base.document,
-                url=base.url,
-                fetched_at=time.time(),
-                fresh_for=fresh_for,
-                max_stale=self.config.jwks_max_stale,
-                etag=result.etag,
-                last_modified=result.last_modified,
-            )
-        keys = parse_jwks(result.document, self.config.algorithms, source=result.url)
-        if not keys:
-            raise FetchError(f"{result.url}: key set has no usable key for algorithms {list(self.config.algorithms)}")
+            keys, document, url = base.keys, base.document, base.url
+        else:
+            keys = parse_jwks(result.document, self.config.algorithms, source=result.url)
+            if not keys:
+                raise FetchError(
+                    f"{result.url}: key set has no usable key for algorithms {list(self.config.algorithms)}"
+                )
+            document, url = result.document, result.url
         return KeySet(
             keys=keys,
-            document=result.document,
-            url=result.url,
+            document=document,
+            url=url,
             fetched_at=time.time(),
             fresh_for=fresh_for,
             max_stale=self.config.jwks_max_stale,
