@@ -46,11 +46,15 @@ class FetchResult:
 
 def check_url_allowed(url: str) -> None:
     """Refuse anything but https, and plain http to a loopback address (a local development issuer)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname and is_loopback_url(url):
-        return
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        # A jwks_uri from a discovery document is the issuer's to write: "host:99999" or "[::1" included.
+        pass
+    else:
+        if parts.hostname and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url))):
+            return
     raise FetchError(f"refusing to fetch {url!r}: only https, or http to a loopback address, is allowed")
 
 

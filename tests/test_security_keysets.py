@@ -421,6 +421,9 @@ class TestDiscovery:
             ("//jwks.example.invalid/keys", "refusing to fetch"),
             ("https:///keys", "refusing to fetch"),
             ("", "refusing to fetch"),
+            ("http://127.0.0.1:99999/keys", "refusing to fetch"),
+            ("http://127.0.0.1:port/keys", "refusing to fetch"),
+            ("https://[::1/keys", "refusing to fetch"),
             (None, "no jwks_uri"),
             (7, "no jwks_uri"),
             (["https://a.example/"], "no jwks_uri"),
@@ -433,6 +436,19 @@ class TestDiscovery:
         discovering.issuer.discovery_document = {"issuer": discovering.issuer.issuer, "jwks_uri": jwks_uri}
         forget_discovery(discovering)
         discovering.refresh_keeps_the_set(log, reason)
+
+    def test_cold_an_unparsable_jwks_uri_is_a_503_and_discovery_is_not_asked_again(
+        self, issuer: FakeIssuer, configure: Configure
+    ) -> None:
+        # A bad port or bracket made urllib raise ValueError: a 401 or a 500 depending on the door, and no
+        # backoff, so every request read the discovery document again.
+        configure(issuer, JWKS_URL=None)
+        issuer.discovery_document = {"issuer": issuer.issuer, "jwks_uri": "http://127.0.0.1:99999/keys"}
+        assert_unavailable(issuer)
+        with pytest.raises(exceptions.KeySetUnavailable):
+            validate_token(issuer.mint())
+        assert issuer.requests["/.well-known/openid-configuration"] == 1
+        assert issuer.jwks_requests == 0
 
     def test_cold_a_mismatched_issuer_is_a_503_and_no_key_set_is_fetched(
         self, issuer: FakeIssuer, other: FakeIssuer, configure: Configure
