@@ -140,9 +140,16 @@ def _url(values: Mapping[str, Any], key: str) -> str | None:
     value = values[key]
     if value is None:
         return None
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
-        raise _fail(key, f"must be an http(s) URL, not {value!r}.")
-    return value
+    if isinstance(value, str):
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+        except ValueError:
+            pass  # "https://[::1/jwks", "https://host:99999/": ImproperlyConfigured, not a ValueError
+        else:
+            if parts.scheme in ("http", "https") and parts.hostname:
+                return value
+    raise _fail(key, f"must be an http(s) URL, not {value!r}.")
 
 
 def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
