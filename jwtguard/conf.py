@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,9 +124,14 @@ def _fail(key: str, problem: str) -> ImproperlyConfigured:
 
 def _number(values: Mapping[str, Any], key: str, *, minimum: float = 0) -> float:
     value = values[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise _fail(key, f"must be a number of seconds >= {minimum}, not {value!r}.")
-    return float(value)
+    number = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):  # an int beyond any float
+            number = float(value)
+    # Finite: nothing compares below nan, nor beyond inf (a LEEWAY of either accepted every expired token).
+    if not math.isfinite(number) or number < minimum:
+        raise _fail(key, f"must be a finite number of seconds >= {minimum}, not {value!r}.")
+    return number
 
 
 def _strings(values: Mapping[str, Any], key: str, *, allow_single: bool) -> tuple[str, ...]:

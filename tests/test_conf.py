@@ -83,6 +83,17 @@ def test_a_bad_value_is_improperly_configured_naming_the_key(raw: dict[str, Any]
         parse_settings(raw)
 
 
+@pytest.mark.parametrize(
+    "key", ["LEEWAY", "JWKS_CACHE_TTL", "JWKS_REFRESH_COOLDOWN", "JWKS_MAX_STALE", "JWKS_L1_RECHECK", "HTTP_TIMEOUT"]
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 10**400], ids=["nan", "inf", "huge"])
+def test_a_number_of_seconds_must_be_finite(key: str, value: float) -> None:
+    # A LEEWAY of nan or inf accepted every expired token (nothing compares below it); a TTL of nan was
+    # never fresh (a fetch per request); an infinite timeout made every shared-cache write fail.
+    with pytest.raises(ImproperlyConfigured, match=re.escape(f"JWTGUARD[{key!r}]")):
+        parse_settings({**MINIMAL, key: value})
+
+
 def test_the_setting_must_be_a_dict() -> None:
     with pytest.raises(ImproperlyConfigured, match="must be a dict"):
         parse_settings(["ISSUER"])
