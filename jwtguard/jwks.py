@@ -536,7 +536,8 @@ class KeyProvider:
         # With a key set in hand there is no hurry; without one, every second of backoff is a 503.
         base = max(self.config.jwks_refresh_cooldown, 1.0) if have_keys else 1.0
         ceiling = MAX_BACKOFF if have_keys else max(self.config.jwks_refresh_cooldown, 1.0)
-        return float(min(ceiling, base * 2 ** (failures - 1)))
+        # The exponent is capped: failures keep counting through a long outage, and 2.0 ** 1024 overflows.
+        return float(min(ceiling, base * 2.0 ** min(failures - 1, 32)))
 
     def _retry_after(self) -> int:
         until = self.cache.get(self.backoff_key)

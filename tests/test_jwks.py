@@ -465,6 +465,18 @@ class TestIssuerFailures:
         issuer.fault = None
         assert provider.usable_keyset().keys  # the issuer is back and the backoff is over: fetched
 
+    def test_a_long_outage_keeps_its_backoff(self, make: Make, issuer: FakeIssuer) -> None:
+        # Without keys the backoff is at most the cooldown, so the failure count passes 1024 within hours
+        # (minutes with a cooldown of 0); 2 ** 1024 overflowed a float, and no backoff was armed after that.
+        provider = make()
+        provider.cache.set(provider.failures_key, 5000, 3600)
+        issuer.fault = Fault(status=500)
+        for _ in range(5):
+            with pytest.raises(KeySetUnavailable):
+                validate_token(issuer.mint())
+        assert issuer.jwks_requests == 1
+        assert provider.cache.get(provider.failures_key) == 5001
+
     def test_the_backoff_grows_with_keys_and_stays_short_without(self, make: Make) -> None:
         provider = make(JWKS_REFRESH_COOLDOWN=10)
         assert [provider._backoff(n, have_keys=True) for n in (1, 2, 3, 10)] == [10, 20, 40, jwks.MAX_BACKOFF]
