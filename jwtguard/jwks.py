@@ -227,6 +227,7 @@ class KeyProvider:
         now = time.time()
         if keyset is None or not self._l1_current(keyset, now):
             return None
+        self.stats["l1_hits"] += 1
         self._refresh_ahead_if_due(keyset, now)
         return keyset.find(kid, alg)
 

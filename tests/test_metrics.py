@@ -51,6 +51,16 @@ def test_fetches_and_l1_hits(jwtguard_settings: FakeIssuer) -> None:
     assert per_issuer.fetches == 1
 
 
+def test_l1_hits_of_the_async_path_count_too(jwtguard_settings: FakeIssuer) -> None:
+    # The async middleware asks TokenValidator.validate_local(), which reads L1 through KeyProvider.peek().
+    from jwtguard.validation import get_validator
+
+    validate_token(jwtguard_settings.mint())
+    for _ in range(3):
+        assert get_validator().validate_local(jwtguard_settings.mint()) is not None
+    assert metrics.snapshot().l1_hits == 3
+
+
 def test_another_process_reads_l2_without_fetching(jwtguard_settings: FakeIssuer, shared_cache: str) -> None:
     validate_token(jwtguard_settings.mint())
     reset()  # a new process: no providers, no L1
