@@ -279,6 +279,8 @@ class TokenValidator:
                 if token is not None:
                     cache.hits += 1
                     return token
+                if local and raw in cache:
+                    return None  # kept: only I/O can confirm its key, and validate() will, off the loop
             cache.misses += 1
         config: IssuerConfig | None = None
         try:
@@ -298,12 +300,15 @@ class TokenValidator:
 
     def _revalidate(self, raw: str, entry: CachedToken, cache: TokenCache, *, local: bool) -> AccessToken | None:
         """A cached token again, if its key is still the one the provider hands out and its times still hold;
-        otherwise None, with the entry dropped (the caller then validates the token from scratch)."""
+        otherwise None, with the entry dropped (the caller then validates the token from scratch), or kept
+        when ``local`` and the key cannot be had without I/O."""
         token = entry.token
         config = token.issuer
         try:
             provider = self.provider(config)
             key = provider.peek(entry.kid, entry.alg) if local else provider.get_key(entry.kid, entry.alg)
+            if key is None and local:
+                return None  # L1 is due for its recheck (or lacks the kid): undecided, the entry stays
             if key is not entry.key:
                 raise UnknownKeyId("the key set changed since the token was cached")
             check_times(token.claims, self.clock(), config.leeway)

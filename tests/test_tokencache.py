@@ -88,6 +88,21 @@ def test_the_times_are_checked_again_on_every_hit(cached: FakeIssuer, configure:
     assert raw not in cache_of(validator)
 
 
+def test_the_async_path_keeps_an_entry_it_cannot_check_without_io(cached: FakeIssuer) -> None:
+    # When L1 is due for its recheck, validate_local() must hand over to validate() (in a thread), which
+    # finds the key unchanged in L2: a hit, not a second signature check of a token already verified.
+    from jwtguard.jwks import get_provider
+
+    raw = cached.mint()
+    validate_token(raw)
+    validator = get_validator()
+    get_provider(get_settings().issuers[0])._checked_at = float("-inf")  # the recheck is due
+    assert validator.validate_local(raw) is None
+    assert raw in cache_of(validator)
+    validator.validate(raw)
+    assert cache_of(validator).hits == 1
+
+
 def test_a_removed_key_stops_validating_its_cached_tokens(cached: FakeIssuer) -> None:
     old = cached.signing_key
     raw = cached.mint()
