@@ -15,7 +15,7 @@ from rest_framework.request import Request
 
 from jwtguard.bearer import bearer_token, challenge
 from jwtguard.conf import get_settings
-from jwtguard.exceptions import KEYS_UNAVAILABLE, JWTGuardError, KeySetUnavailable, TokenError
+from jwtguard.exceptions import KEYS_UNAVAILABLE, JWTGuardError, KeySetError, KeySetUnavailable, TokenError
 from jwtguard.middleware import REQUEST_TOKEN_ATTRIBUTE, REQUEST_USER_ATTRIBUTE
 from jwtguard.resolvers import resolve_user
 from jwtguard.validation import AccessToken, get_validator
@@ -56,8 +56,9 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
         except TokenError as exc:
             setattr(request, _REQUEST_ERROR_ATTRIBUTE, exc)
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from exc
-        except KeySetUnavailable as exc:
-            raise SigningKeysUnavailable(exc.retry_after) from exc
+        except KeySetError as exc:
+            # KeySetUnavailable says when to try again; any other key-set problem is ours too, never the token's.
+            raise SigningKeysUnavailable(exc.retry_after if isinstance(exc, KeySetUnavailable) else 5) from exc
         return user, token.claims
 
     def authenticate_header(self, request: Request) -> str:

@@ -36,6 +36,7 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.W003": "JWKS_REFRESH_COOLDOWN is not shorter than JWKS_CACHE_TTL",
     "jwtguard.W004": "JWKS_L1_RECHECK is not shorter than JWKS_CACHE_TTL",
     "jwtguard.W005": "JWKS_MAX_STALE is shorter than JWKS_CACHE_TTL (and not 0)",
+    "jwtguard.W006": "JWKS_REFRESH_COOLDOWN is 0: forged kids are not rate-limited",
 }
 
 
@@ -206,6 +207,15 @@ def _check_timing(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
                 "scheduled refresh instead of triggering one.",
                 hint="Make the cooldown a small fraction of the TTL (the defaults are 30 and 600 seconds).",
                 id="jwtguard.W003",
+            )
+        )
+    if config.jwks_refresh_cooldown == 0:
+        messages.append(
+            Warning(
+                f"{name('JWKS_REFRESH_COOLDOWN')} is 0: every token with an unknown kid refreshes the key set, "
+                "so a flood of forged tokens becomes a flood of requests to your issuer.",
+                hint="Keep a cooldown of a few seconds at least (the default is 30).",
+                id="jwtguard.W006",
             )
         )
     if config.jwks_l1_recheck >= ttl:

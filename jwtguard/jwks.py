@@ -480,7 +480,10 @@ class KeyProvider:
 
     def _keyset_from(self, result: FetchResult, base: KeySet | None) -> KeySet:
         ttl = self.config.jwks_cache_ttl
-        fresh_for = ttl if result.max_age is None else max(1.0, min(ttl, result.max_age))
+        # An issuer's max-age may shorten the TTL, but not below the cooldown: `no-cache` must not turn "one
+        # fetch per TTL for the deployment" into one per second.
+        floor = max(1.0, min(ttl, self.config.jwks_refresh_cooldown))
+        fresh_for = ttl if result.max_age is None else max(floor, min(ttl, result.max_age))
         if result.document is None:
             # 304 Not Modified: the same keys, fresh again, without parsing anything.
             assert base is not None

@@ -182,3 +182,18 @@ def test_authentication_module_imports_before_django_setup() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_any_key_set_error_is_a_503_never_the_tokens_fault(
+    jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jwtguard.exceptions import FetchError
+
+    def fail(self: Any, kid: str, alg: str) -> Any:
+        raise FetchError("the issuer answered nonsense")
+
+    monkeypatch.setattr("jwtguard.jwks.KeyProvider.get_key", fail)
+    response = APIClient().get("/api/v1/friends", HTTP_AUTHORIZATION=f"Bearer {jwtguard_settings.mint()}")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "signing keys unavailable — the token is not at fault"}
+    assert response.headers["Retry-After"] == "5"

@@ -196,6 +196,11 @@ class TestConditions:
         assert "JWTGUARD['JWKS_MAX_STALE'] (300s)" in messages[0].msg
         assert run_checks(settings, {**GOOD, "JWKS_MAX_STALE": 0}) == []
 
+    def test_no_cooldown_is_w006(self, settings: Any, redis_caches: None) -> None:
+        messages = run_checks(settings, {**GOOD, "JWKS_REFRESH_COOLDOWN": 0})
+        assert ids(messages) == ["jwtguard.W006"]
+        assert messages[0].msg.startswith("JWTGUARD['JWKS_REFRESH_COOLDOWN'] is 0")
+
     def test_each_issuer_is_checked_and_named(self, settings: Any, redis_caches: None) -> None:
         messages = run_checks(
             settings,

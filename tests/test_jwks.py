@@ -685,15 +685,27 @@ class TestConditionalGet:
 
     @pytest.mark.parametrize(
         ("cache_control", "fresh_for"),
-        [("max-age=120", 120.0), ("public, max-age=100000", 600.0), ("no-cache", 1.0), (None, 600.0)],
+        [
+            ("max-age=120", 120.0),
+            ("public, max-age=100000", 600.0),
+            (None, 600.0),
+            # Never below the cooldown: an issuer's headers cannot make every process fetch every second.
+            ("max-age=10", 30.0),
+            ("max-age=0", 30.0),
+            ("no-cache", 30.0),
+        ],
     )
     def test_cache_control_max_age_is_honoured_when_shorter_never_longer(
         self, make: Make, issuer: FakeIssuer, cache_control: str | None, fresh_for: float
     ) -> None:
         issuer.cache_control = cache_control
-        provider = make(JWKS_CACHE_TTL=600)
+        provider = make(JWKS_CACHE_TTL=600, JWKS_REFRESH_COOLDOWN=30)
         assert provider.usable_keyset().fresh_for == fresh_for
         assert provider.cache.get(provider.entry_key)["fresh_for"] == fresh_for
+
+    def test_without_a_cooldown_no_cache_still_keeps_a_set_one_second(self, make: Make, issuer: FakeIssuer) -> None:
+        issuer.cache_control = "no-store"
+        assert make(JWKS_CACHE_TTL=600, JWKS_REFRESH_COOLDOWN=0).usable_keyset().fresh_for == 1.0
 
 
 class TestRefreshAhead:
