@@ -16,13 +16,18 @@ from typing import Any, TypeVar, overload
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
-from django.utils.cache import patch_vary_headers
 from django.utils.decorators import method_decorator
 
 from jwtguard.bearer import INSUFFICIENT_SCOPE, INSUFFICIENT_SCOPE_CODE, challenge
 from jwtguard.conf import get_settings
 from jwtguard.exceptions import AuthorizationHeaderMissing
-from jwtguard.middleware import aauthenticate_request, authenticate_request, refusal_response, request_token
+from jwtguard.middleware import (
+    aauthenticate_request,
+    authenticate_request,
+    refusal_response,
+    request_token,
+    vary_on_authorization,
+)
 from jwtguard.user import missing_scopes, scope_list
 from jwtguard.validation import AccessToken
 
@@ -68,7 +73,7 @@ def _decorate_function(view: V, required: tuple[str, ...]) -> V:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             refusal = _check(request, required)
-            return _vary(refusal if refusal is not None else view(request, *args, **kwargs))
+            return vary_on_authorization(refusal if refusal is not None else view(request, *args, **kwargs))
 
     wrapper.csrf_exempt = True
     decorated: V = wrapper
@@ -93,7 +98,7 @@ async def _acall(
     if response is None:
         result = view(request, *args, **kwargs)
         response = await result if inspect.isawaitable(result) else result
-    return _vary(response)
+    return vary_on_authorization(response)
 
 
 def _check(request: HttpRequest, required: tuple[str, ...]) -> JsonResponse | None:
@@ -123,14 +128,4 @@ def _refusal_for(token: AccessToken | None, required: tuple[str, ...]) -> JsonRe
         return None
     response = JsonResponse({"detail": INSUFFICIENT_SCOPE, "code": INSUFFICIENT_SCOPE_CODE}, status=403)
     response["WWW-Authenticate"] = challenge(scope=" ".join(required))
-    return response
-
-
-R = TypeVar("R")
-
-
-def _vary(response: R) -> R:
-    # Whatever the view answers depends on the Authorization header; a cache in front must know it.
-    if isinstance(response, HttpResponseBase):
-        patch_vary_headers(response, ("Authorization",))
     return response

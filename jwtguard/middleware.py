@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, JsonResponse
@@ -148,9 +148,13 @@ async def avalidate(validator: TokenValidator, raw: str) -> AccessToken:
     return token
 
 
-def _vary(response: HttpResponseBase) -> HttpResponseBase:
-    # The answer depends on the Authorization header; a cache in front must not serve one caller's to another.
-    patch_vary_headers(response, ("Authorization",))
+R = TypeVar("R")
+
+
+def vary_on_authorization(response: R) -> R:
+    """Mark a response as depending on the Authorization header, so no cache serves one caller's to another."""
+    if isinstance(response, HttpResponseBase):
+        patch_vary_headers(response, ("Authorization",))
     return response
 
 
@@ -179,15 +183,15 @@ class JWTAuthenticationMiddleware:
             return self.__acall__(request)
         refusal = authenticate_request(request)
         if refusal is not None:
-            return _vary(refusal)
+            return vary_on_authorization(refusal)
         response = self.get_response(request)
         assert isinstance(response, HttpResponseBase)  # sync mode: get_response is sync
-        return _vary(response)
+        return vary_on_authorization(response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         refusal = await aauthenticate_request(request)
         if refusal is not None:
-            return _vary(refusal)
+            return vary_on_authorization(refusal)
         result = self.get_response(request)
         assert not isinstance(result, HttpResponseBase)  # async mode: get_response is async
-        return _vary(await result)
+        return vary_on_authorization(await result)
