@@ -3,10 +3,15 @@
 Guards: https only (plain http only to loopback, for development), one total deadline for connect,
 headers and body (a server that trickles bytes cannot hold a worker), a size cap, no redirects,
 JSON objects only. Standard library only; nothing runs at import time.
+
+Egress proxy: an https URL goes through the ``HTTPS_PROXY`` / ``https_proxy`` of the environment (read at each
+fetch, as urllib and PyJWKClient read it) unless ``NO_PROXY`` / ``no_proxy`` names its host or it is loopback:
+a CONNECT tunnel to the proxy, then TLS to the real host, verified against the real host, inside the deadline.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -15,9 +20,10 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from jwtguard import __version__
 from jwtguard.conf import is_loopback_url
@@ -68,7 +74,104 @@ def parse_max_age(cache_control: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+@dataclass(frozen=True)
+class _Proxy:
+    """An http:// proxy from the environment; ``str()`` never shows its credentials."""
+
+    host: str
+    port: int
+    authorization: str | None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _proxy_for(url: str) -> _Proxy | None:
+    """The proxy the environment sets for ``url`` at this moment, or None: never for http or a loopback host."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or is_loopback_url(url):
+        return None
+    setting = urllib.request.getproxies().get("https")
+    # As urllib does: NO_PROXY entries may name the host alone or host:port.
+    if not setting or urllib.request.proxy_bypass(parts.netloc.rpartition("@")[2]):
+        return None
+    # The setting may hold a password: no message below quotes it.
+    where = "the https proxy of the environment (HTTPS_PROXY / https_proxy)"
+    setting = setting.strip()
+    if "://" not in setting:
+        setting = "http://" + setting  # "proxy:3128", as curl and urllib take it
+    try:
+        proxy = urlsplit(setting)
+        port = proxy.port or 80
+    except ValueError:
+        raise FetchError(f"{url}: {where} is not a valid URL") from None
+    if proxy.scheme != "http":
+        raise FetchError(f"{url}: {where} is a {proxy.scheme}:// proxy; only http:// proxies are supported")
+    if not proxy.hostname:
+        raise FetchError(f"{url}: {where} names no host")
+    authorization = None
+    if proxy.username is not None:
+        credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+        authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return _Proxy(proxy.hostname, port, authorization)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS, direct or through a CONNECT tunnel, whose every step the deadline bounds.
+
+    The TCP socket is handed to the watchdog as soon as it exists (so a proxy that trickles its answer to
+    CONNECT is cut), and TLS is set up with the time left, the watchdog holding the TLS socket too.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None,
+        *,
+        server_name: str,
+        timeout: float,
+        deadline: float,
+        held: list[socket.socket],
+    ) -> None:
+        self._tls_context = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls_context)
+        self._server_name = server_name
+        self._deadline = deadline
+        self._held = held
+        self._create_connection = self._create_held_connection
+
+    def _time_left(self) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        return left
+
+    def _create_held_connection(self, address: tuple[str, int], timeout: float, source: Any = None) -> socket.socket:
+        sock = socket.create_connection(address, timeout, source)
+        self._held.append(sock)
+        try:
+            # Checked once held: had the watchdog fired before, it could not have seen this socket.
+            sock.settimeout(self._time_left())
+        except TimeoutError:
+            sock.close()
+            raise
+        return sock
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # TCP, then CONNECT when a tunnel is set; TLS below
+        assert self.sock is not None
+        # Verified against the real host (not the proxy), as HTTPSConnection.connect would.
+        tls = self._tls_context.wrap_socket(self.sock, server_hostname=self._server_name, do_handshake_on_connect=False)
+        self.sock = tls
+        self._held.append(tls)
+        tls.settimeout(self._time_left())
+        tls.do_handshake()
+
+
+def _connection(
+    url: str, proxy: _Proxy | None, timeout: float, deadline: float, held: list[socket.socket]
+) -> tuple[http.client.HTTPConnection, str]:
     parts = urlsplit(url)
     path = parts.path or "/"
     if parts.query:
@@ -76,7 +179,14 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     host = parts.hostname or ""
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=ssl.create_default_context())
+        # Through a proxy: TCP to the proxy, CONNECT to the real host, TLS verified against the real host.
+        to_host, to_port = (host, parts.port) if proxy is None else (proxy.host, proxy.port)
+        conn = _HTTPSConnection(to_host, to_port, server_name=host, timeout=timeout, deadline=deadline, held=held)
+        if proxy is not None:
+            tunnel_headers = {"User-Agent": USER_AGENT}
+            if proxy.authorization:
+                tunnel_headers["Proxy-Authorization"] = proxy.authorization
+            conn.set_tunnel(host, parts.port or http.client.HTTPS_PORT, headers=tunnel_headers)
     else:
         conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
     return conn, path
@@ -112,14 +222,16 @@ def fetch_json(
     deadline, so a server that trickles its status line or headers a byte at a time is cut off too.
     """
     check_url_allowed(url)
+    proxy = _proxy_for(url)
+    via = f" (through proxy {proxy})" if proxy else ""
     deadline = time.monotonic() + timeout
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    conn, path = _connection(url, timeout)
     held: list[socket.socket] = []
+    conn, path = _connection(url, proxy, timeout, deadline, held)
     watchdog = threading.Timer(timeout, _cut, args=(conn, held))
     watchdog.daemon = True
     watchdog.start()
@@ -160,8 +272,12 @@ def fetch_json(
         raise
     except (OSError, http.client.HTTPException, ValueError) as exc:
         if isinstance(exc, (socket.timeout, TimeoutError)) or time.monotonic() >= deadline:
-            raise FetchError(f"{url}: no complete answer within {timeout}s") from exc
-        raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+            raise FetchError(f"{url}: no complete answer within {timeout}s{via}") from exc
+        refusal = str(exc).partition("Tunnel connection failed:")[2].strip()
+        if proxy and refusal:
+            # http.client's words for a CONNECT answered other than 200: 407, 403, 502 ...
+            raise FetchError(f"{url}: proxy {proxy} answered CONNECT with HTTP {refusal}") from exc
+        raise FetchError(f"{url}: {type(exc).__name__}: {exc}{via}") from exc
     finally:
         watchdog.cancel()
         conn.close()

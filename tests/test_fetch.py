@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime
+import ipaddress
 import json
+import logging
+import select
 import socket
+import ssl
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import jwtguard
 from jwtguard.exceptions import FetchError
@@ -262,3 +277,405 @@ class TestDiscovery:
             discover_jwks_url(issuer.url + "/tenant/", timeout=TIMEOUT, max_bytes=CAP)
         assert issuer.requests["/tenant" + DISCOVERY_PATH] == 1
         assert JWKS_PATH not in issuer.requests
+
+
+# Egress proxy: a CONNECT proxy and an HTTPS issuer, both on 127.0.0.1. The issuer's name never resolves:
+# only the proxy knows where it is, so a fetch that reaches it went through the proxy.
+
+IDP = "idp.jwtguard.test"
+KEYS = {"keys": [{"kty": "oct", "kid": "through-the-tunnel"}]}
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy")
+#: No helper loop or wait outlives this many seconds.
+HELPER_LIMIT = 5.0
+#: What the brief allows a fetch cut at its deadline: the timeout plus a second.
+CUT_WITHIN = TIMEOUT + 1.0
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    other_ca: Path
+    cert: Path
+    key: Path
+
+
+def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def make_pki(directory: Path) -> Pki:
+    """A CA, and a server certificate it signs for IDP and 127.0.0.1; another CA that signs nothing here."""
+    ca_key, ca = _ca("jwtguard test CA")
+    _, other_ca = _ca("some other CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, IDP)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(IDP), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = Pki(directory / "ca.pem", directory / "other-ca.pem", directory / "idp.pem", directory / "idp.key")
+    pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.other_ca.write_bytes(other_ca.public_bytes(serialization.Encoding.PEM))
+    pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pki.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return pki
+
+
+def read_head(conn: socket.socket) -> bytes:
+    """Bytes up to the blank line ending a request head (at most 64 KiB; the socket's timeout bounds each read)."""
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < 65536:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class _Helper:
+    """A daemon thread serving a listening socket on 127.0.0.1 one connection at a time, stopped and joined."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self._thread.join(HELPER_LIMIT)
+        self._listener.close()
+        assert not self._thread.is_alive()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(1.0)
+                with contextlib.suppress(OSError):
+                    self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class TLSIssuer(_Helper):
+    """HTTPS with the certificate of IDP: GET /jwks answers KEYS, GET /moved a redirect to /jwks."""
+
+    def __init__(self, pki: Pki) -> None:
+        super().__init__()
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(pki.cert, pki.key)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    def handle(self, conn: socket.socket) -> None:
+        with self._context.wrap_socket(conn, server_side=True) as tls:
+            request_line, *lines = read_head(tls).decode("latin-1").split("\r\n")
+            headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines) if value}
+            self.requests.append((request_line, headers))
+            if request_line.startswith("GET /moved "):
+                tls.sendall(b"HTTP/1.1 302 Found\r\nLocation: /jwks\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            body = json.dumps(KEYS).encode()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            tls.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+
+
+class ConnectProxy(_Helper):
+    """A CONNECT proxy that tunnels to 127.0.0.1:``target_port`` whatever host the CONNECT names.
+
+    ``mode``: "tunnel" pipes bytes both ways; "hang" answers 200, then says nothing; "trickle" sends its answer
+    to CONNECT a byte per 20 ms; "trickle-tunnel" tunnels, the server's bytes one per 10 ms. With ``credentials``
+    ("user:password") a CONNECT without them is answered 407; with ``status`` every CONNECT is answered that.
+    """
+
+    def __init__(
+        self, target_port: int, *, mode: str = "tunnel", credentials: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__()
+        self._target_port = target_port
+        self._mode = mode
+        self._status = status
+        self._expected = "Basic " + base64.b64encode(credentials.encode()).decode() if credentials else None
+        self.connects: list[str] = []
+        self.authorizations: list[str | None] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def handle(self, client: socket.socket) -> None:
+        until = time.monotonic() + HELPER_LIMIT
+        request_line, *lines = read_head(client).decode("latin-1").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        assert method == "CONNECT"
+        headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines) if value}
+        self.connects.append(target)
+        self.authorizations.append(headers.get("proxy-authorization"))
+        if self._expected and headers.get("proxy-authorization") != self._expected:
+            client.sendall(b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="t"\r\n\r\n')
+            return
+        if self._status:
+            client.sendall(b"HTTP/1.1 %d Refused\r\nContent-Length: 0\r\n\r\n" % self._status)
+            return
+        established = b"HTTP/1.1 200 Connection established\r\n"
+        if self._mode == "trickle":
+            for byte in established + b"X-Padding: " + b"x" * 1000:
+                if self.stopping.is_set() or time.monotonic() > until:
+                    return
+                client.sendall(bytes([byte]))
+                time.sleep(0.02)
+            return
+        client.sendall(established + b"\r\n")
+        if self._mode == "hang":
+            self._drain_until_closed(client, until)
+            return
+        with socket.create_connection(("127.0.0.1", self._target_port), timeout=1.0) as upstream:
+            self._pipe(client, upstream, until, trickle=self._mode == "trickle-tunnel")
+
+    def _drain_until_closed(self, client: socket.socket, until: float) -> None:
+        while not self.stopping.is_set() and time.monotonic() < until:
+            readable, _, _ = select.select([client], [], [], 0.05)
+            if readable and not client.recv(65536):
+                return
+
+    def _pipe(self, client: socket.socket, upstream: socket.socket, until: float, *, trickle: bool) -> None:
+        while not self.stopping.is_set() and time.monotonic() < until:
+            readable, _, _ = select.select([client, upstream], [], [], 0.05)
+            for source in readable:
+                data = source.recv(65536)
+                if not data:
+                    return
+                if source is client:
+                    upstream.sendall(data)
+                elif not trickle:
+                    client.sendall(data)
+                else:
+                    for byte in data:
+                        if self.stopping.is_set() or time.monotonic() > until:
+                            return
+                        client.sendall(bytes([byte]))
+                        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def tls_issuer(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> Iterator[TLSIssuer]:
+    """The HTTPS issuer, trusted through SSL_CERT_FILE (OpenSSL's default verify paths read it at each
+    ``ssl.create_default_context()``); no proxy variable of the machine running the tests leaks in."""
+    for name in PROXY_VARIABLES + NO_PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
+    with TLSIssuer(pki) as server:
+        yield server
+
+
+def use_proxy(monkeypatch: pytest.MonkeyPatch, setting: str, variable: str = "HTTPS_PROXY") -> None:
+    monkeypatch.setenv(variable, setting)
+
+
+class TestProxy:
+    @pytest.mark.parametrize(
+        ("variable", "setting"),
+        [("HTTPS_PROXY", "http://127.0.0.1:{port}"), ("https_proxy", "127.0.0.1:{port}"), ("HTTPS_PROXY", "{url}/")],
+    )
+    @pytest.mark.parametrize(("port", "host_header"), [("", IDP), (":8443", f"{IDP}:8443")])
+    def test_fetches_through_the_proxy(
+        self,
+        tls_issuer: TLSIssuer,
+        monkeypatch: pytest.MonkeyPatch,
+        variable: str,
+        setting: str,
+        port: str,
+        host_header: str,
+    ) -> None:
+        monkeypatch.setenv("NO_PROXY", "localhost,.example.com,jwtguard.test.example")
+        with ConnectProxy(tls_issuer.port) as proxy:
+            use_proxy(monkeypatch, setting.format(port=proxy.port, url=proxy.url), variable)
+            result = fetch(f"https://{IDP}{port}/jwks")
+        assert result.document == KEYS
+        assert proxy.connects == [f"{IDP}:{port[1:] or 443}"]
+        assert proxy.authorizations == [None]
+        [(request_line, headers)] = tls_issuer.requests
+        assert request_line == "GET /jwks HTTP/1.1"
+        assert headers["host"] == host_header
+        assert "proxy-authorization" not in headers
+
+    def test_a_redirect_through_the_proxy_is_not_followed(
+        self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        with ConnectProxy(tls_issuer.port) as proxy:
+            use_proxy(monkeypatch, proxy.url)
+            with pytest.raises(FetchError, match="HTTP 302"):
+                fetch(f"https://{IDP}/moved")
+        assert proxy.connects == [f"{IDP}:443"]
+        assert [line for line, _ in tls_issuer.requests] == ["GET /moved HTTP/1.1"]
+
+    @pytest.mark.parametrize(
+        ("no_proxy", "port"),
+        [
+            ("jwtguard.test", ""),
+            (".jwtguard.test", ""),
+            (IDP, ""),
+            ("*", ""),
+            (f"example.com, {IDP}:8443", ":8443"),  # host:port entries match a URL naming that port, as in urllib
+        ],
+    )
+    def test_no_proxy_goes_direct(
+        self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch, no_proxy: str, port: str
+    ) -> None:
+        # Direct means resolving IDP, which would be a DNS query off this machine: the resolver answers here,
+        # as it would for a name that does not exist, and says which address was asked for.
+        asked: list[tuple[str, int]] = []
+
+        def unresolvable(address: tuple[str, int], *args: Any) -> socket.socket:
+            asked.append(address)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        with ConnectProxy(tls_issuer.port) as proxy:
+            use_proxy(monkeypatch, proxy.url)
+            monkeypatch.setenv("no_proxy", no_proxy)
+            monkeypatch.setattr(socket, "create_connection", unresolvable)
+            with pytest.raises(FetchError, match="gaierror"):
+                fetch(f"https://{IDP}{port}/jwks")
+        assert asked == [(IDP, int(port[1:] or 443))]
+        assert proxy.connects == []
+
+    def test_sends_the_proxy_credentials(self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+        with ConnectProxy(tls_issuer.port, credentials="alice:s3cret@pass") as proxy:
+            use_proxy(monkeypatch, f"http://alice:s3cret%40pass@127.0.0.1:{proxy.port}")
+            assert fetch(f"https://{IDP}/jwks").document == KEYS
+        assert proxy.authorizations == ["Basic " + base64.b64encode(b"alice:s3cret@pass").decode()]
+        assert "proxy-authorization" not in tls_issuer.requests[0][1]
+
+    def test_a_407_names_the_proxy_status_and_never_the_password(
+        self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        with ConnectProxy(tls_issuer.port, credentials="alice:s3cret") as proxy:
+            use_proxy(monkeypatch, f"http://alice:wr0ng-pw@127.0.0.1:{proxy.port}")
+            error = refused_within_timeout(
+                f"https://{IDP}/jwks", rf"proxy http://127\.0\.0\.1:{proxy.port} answered CONNECT with HTTP 407"
+            )
+        assert proxy.connects == [f"{IDP}:443"]
+        assert tls_issuer.requests == []
+        encoded = base64.b64encode(b"alice:wr0ng-pw").decode()
+        said = [str(error), repr(error), str(error.__cause__), caplog.text]
+        assert not [text for text in said if "wr0ng-pw" in text or encoded in text]
+
+    @pytest.mark.parametrize("status", [403, 502])
+    def test_a_refused_connect_names_the_proxy_status(
+        self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch, status: int
+    ) -> None:
+        with ConnectProxy(tls_issuer.port, status=status) as proxy:
+            use_proxy(monkeypatch, proxy.url)
+            refused_within_timeout(f"https://{IDP}/jwks", f"answered CONNECT with HTTP {status} Refused")
+        assert tls_issuer.requests == []
+
+    @pytest.mark.parametrize(
+        "setting", ["https://127.0.0.1:3128", "socks5://127.0.0.1:1080", "socks5h://bob:pw-secret@127.0.0.1:1080"]
+    )
+    def test_only_http_proxies(self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch, setting: str) -> None:
+        def no_connection(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("a refused proxy must not be connected to")
+
+        use_proxy(monkeypatch, setting)
+        monkeypatch.setattr(socket, "create_connection", no_connection)
+        with pytest.raises(FetchError, match=r"proxy; only http:// proxies are supported") as caught:
+            fetch(f"https://{IDP}/jwks")
+        assert "pw-secret" not in str(caught.value)
+
+    @pytest.mark.parametrize("mode", ["hang", "trickle", "trickle-tunnel"])
+    def test_a_stalling_proxy_is_cut_at_the_deadline(
+        self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch, mode: str
+    ) -> None:
+        with ConnectProxy(tls_issuer.port, mode=mode) as proxy:
+            use_proxy(monkeypatch, proxy.url)
+            started = time.monotonic()
+            with pytest.raises(FetchError, match="within"):
+                fetch(f"https://{IDP}/jwks")
+            assert time.monotonic() - started < CUT_WITHIN
+        assert proxy.connects == [f"{IDP}:443"]
+
+    @pytest.mark.parametrize(
+        ("host", "trusted", "match"),
+        [("other.jwtguard.test", "ca", "Hostname mismatch"), (IDP, "other_ca", "unable to get local issuer")],
+    )
+    def test_the_real_host_certificate_is_verified_through_the_tunnel(
+        self, tls_issuer: TLSIssuer, pki: Pki, monkeypatch: pytest.MonkeyPatch, host: str, trusted: str, match: str
+    ) -> None:
+        monkeypatch.setenv("SSL_CERT_FILE", str(getattr(pki, trusted)))
+        with ConnectProxy(tls_issuer.port) as proxy:
+            use_proxy(monkeypatch, proxy.url)
+            refused_within_timeout(f"https://{host}/jwks", f"CERTIFICATE_VERIFY_FAILED.*{match}")
+        assert proxy.connects == [f"{host}:443"]
+        assert tls_issuer.requests == []
+
+    def test_loopback_is_never_proxied(
+        self, tls_issuer: TLSIssuer, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        with ConnectProxy(tls_issuer.port) as proxy:
+            for variable in PROXY_VARIABLES:
+                use_proxy(monkeypatch, proxy.url, variable)
+            assert fetch(f"https://127.0.0.1:{tls_issuer.port}/jwks").document == KEYS
+            assert fetch(issuer.jwks_url).document == issuer.jwks()
+        assert proxy.connects == []
+        assert len(tls_issuer.requests) == 1
