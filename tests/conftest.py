@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +21,50 @@ from jwtguard.testing import FakeIssuer
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REQUIRE_REDIS = os.environ.get("JWTGUARD_REQUIRE_REDIS") == "1"
+
+# -- loopback only -------------------------------------------------------------------------------------------
+# Tests may talk to 127.0.0.0/8 and ::1 and nothing else: not even a DNS query for a made-up name, which
+# would go to the machine's resolver. An audit hook refuses any other lookup or connection before it leaves
+# this process (as a failed name lookup) and fails the test that tried.
+_outbound: list[str] = []
+
+
+def _is_loopback_host(host: object) -> bool:
+    if host in ("localhost", "", None):
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return True  # an AF_UNIX path or an already-resolved tuple handled by the caller
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_only(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.getaddrinfo":
+        host = args[0]
+    elif event == "socket.connect" and isinstance(args[1], tuple) and args[1]:
+        host = args[1][0]
+    else:
+        return
+    if not _is_loopback_host(host):
+        _outbound.append(f"{event} {host!r}")
+        raise socket.gaierror(socket.EAI_NONAME, f"tests are loopback-only: {host!r} refused")
+
+
+sys.addaudithook(_loopback_only)
+
+
+@pytest.fixture(autouse=True)
+def _no_traffic_off_loopback() -> Iterator[None]:
+    del _outbound[:]
+    yield
+    if _outbound:
+        attempts = sorted(set(_outbound))
+        del _outbound[:]
+        pytest.fail(f"the test reached for a host off loopback: {attempts}")
 
 
 def redis_answers(host: str = REDIS_HOST, port: int = REDIS_PORT) -> bool:
