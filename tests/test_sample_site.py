@@ -239,6 +239,36 @@ def test_without_redis_the_cache_is_still_shared_by_the_workers_of_a_host() -> N
     assert "JWKS_URL" not in values["JWTGUARD"]  # discovered from the issuer
 
 
+def manage_check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python sample_site/manage.py check`` in a fresh process, as an operator runs it."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("JWTGUARD_", "REDIS_URL"))}
+    return subprocess.run(
+        [sys.executable, "sample_site/manage.py", "check", *args],
+        cwd=ROOT,
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.redis
+def test_manage_check_on_sample_site_with_redis_says_nothing() -> None:
+    require_real_redis()
+    result = manage_check({"REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert result.returncode == 0, result.stderr
+    assert "jwtguard." not in result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_manage_check_on_sample_site_with_locmem_warns_per_process() -> None:
+    result = manage_check({}, "--settings", "tests.sample_site_locmem")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "(jwtguard.W001)" in output
+    assert "jwtguard.E" not in output
+
+
 def test_devtoken_mints_from_the_development_issuer(settings: Any) -> None:
     from sample_site.management.commands.devtoken import Command
 
