@@ -148,15 +148,25 @@ class _HTTPSConnection(http.client.HTTPSConnection):
         return left
 
     def _create_held_connection(self, address: tuple[str, int], timeout: float, source: Any = None) -> socket.socket:
-        sock = socket.create_connection(address, timeout, source)
-        self._held.append(sock)
-        try:
-            # Checked once held: had the watchdog fired before, it could not have seen this socket.
-            sock.settimeout(self._time_left())
-        except TimeoutError:
-            sock.close()
-            raise
-        return sock
+        # socket.create_connection, but the name lookup is bounded by the deadline too (the watchdog cannot
+        # interrupt getaddrinfo), and each socket is held by the watchdog before it connects.
+        host, port = address
+        error: OSError = OSError(f"no address for {host!r}")
+        for family, kind, proto, _name, sockaddr in resolve(host, port, self._time_left()):
+            sock = socket.socket(family, kind, proto)
+            self._held.append(sock)
+            try:
+                # Checked once held: had the watchdog fired before, it could not have seen this socket.
+                sock.settimeout(self._time_left())
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                if isinstance(exc, TimeoutError):
+                    raise
+                error = exc
+                continue
+            return sock
+        raise error
 
     def connect(self) -> None:
         http.client.HTTPConnection.connect(self)  # TCP, then CONNECT when a tunnel is set; TLS below
@@ -167,6 +177,31 @@ class _HTTPSConnection(http.client.HTTPSConnection):
         self._held.append(tls)
         tls.settimeout(self._time_left())
         tls.do_handshake()
+
+
+def resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
+    """``socket.getaddrinfo`` for a TCP connection, given up after ``timeout`` seconds.
+
+    The lookup runs in a daemon thread because nothing can interrupt the system resolver; a slow one is left
+    to finish on its own while the fetch fails in time (as ``HTTP_TIMEOUT`` promises).
+    """
+    answer: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            answer.append(exc)
+
+    worker = threading.Thread(target=lookup, name="jwtguard-resolve", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not answer:
+        raise TimeoutError(f"resolving {host!r} took longer than the time left")
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    result: list[tuple[Any, ...]] = answer[0]
+    return result
 
 
 def _connection(

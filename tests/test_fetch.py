@@ -131,6 +131,7 @@ class TestPolicy:
             raise AssertionError("a refused URL must not be connected to")
 
         monkeypatch.setattr(socket, "create_connection", no_connection)
+        monkeypatch.setattr("jwtguard.fetch.resolve", no_connection)
         with pytest.raises(FetchError, match="refusing"):
             fetch(url)
 
@@ -586,14 +587,14 @@ class TestProxy:
         # as it would for a name that does not exist, and says which address was asked for.
         asked: list[tuple[str, int]] = []
 
-        def unresolvable(address: tuple[str, int], *args: Any) -> socket.socket:
-            asked.append(address)
+        def unresolvable(host: str, port: int, timeout: float) -> list[Any]:
+            asked.append((host, port))
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
         with ConnectProxy(tls_issuer.port) as proxy:
             use_proxy(monkeypatch, proxy.url)
             monkeypatch.setenv("no_proxy", no_proxy)
-            monkeypatch.setattr(socket, "create_connection", unresolvable)
+            monkeypatch.setattr("jwtguard.fetch.resolve", unresolvable)
             with pytest.raises(FetchError, match="gaierror"):
                 fetch(f"https://{IDP}{port}/jwks")
         assert asked == [(IDP, int(port[1:] or 443))]
@@ -639,6 +640,7 @@ class TestProxy:
 
         use_proxy(monkeypatch, setting)
         monkeypatch.setattr(socket, "create_connection", no_connection)
+        monkeypatch.setattr("jwtguard.fetch.resolve", no_connection)
         with pytest.raises(FetchError, match=r"proxy; only http:// proxies are supported") as caught:
             fetch(f"https://{IDP}/jwks")
         assert "pw-secret" not in str(caught.value)
@@ -679,3 +681,50 @@ class TestProxy:
             assert fetch(issuer.jwks_url).document == issuer.jwks()
         assert proxy.connects == []
         assert len(tls_issuer.requests) == 1
+
+
+class TestNameResolution:
+    """HTTP_TIMEOUT covers the name lookup too: the system resolver cannot be interrupted, so it runs aside."""
+
+    def test_a_stalled_resolver_does_not_hold_the_fetch_past_its_deadline(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        release = threading.Event()
+
+        def stalled(*args: Any, **kwargs: Any) -> Any:
+            release.wait(HELPER_LIMIT)  # a resolver that answers only after the fetch gave up
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+        monkeypatch.setattr(socket, "getaddrinfo", stalled)
+        try:
+            refused_within_timeout(f"https://{IDP}/jwks", "no complete answer within")
+        finally:
+            release.set()
+
+    def test_a_resolver_error_is_a_fetch_error(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def unknown(*args: Any, **kwargs: Any) -> Any:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        monkeypatch.setattr(socket, "getaddrinfo", unknown)
+        refused_within_timeout(f"https://{IDP}/jwks", "gaierror")
+
+    def test_each_address_is_tried_in_turn(self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+        closed = free_port()
+        addresses = [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", closed)),
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", tls_issuer.port)),
+        ]
+        asked: list[tuple[str, int]] = []
+
+        def two_addresses(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
+            asked.append((host, port))
+            return addresses
+
+        monkeypatch.setattr("jwtguard.fetch.resolve", two_addresses)
+        assert fetch(f"https://{IDP}:{tls_issuer.port}/jwks").document == KEYS
+        assert asked == [(IDP, tls_issuer.port)]
+
+    def test_resolve_answers_for_loopback(self) -> None:
+        from jwtguard.fetch import resolve
+
+        assert {info[4][0] for info in resolve("127.0.0.1", 443, 1.0)} == {"127.0.0.1"}
