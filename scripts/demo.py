@@ -16,9 +16,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ AUDIENCE = "https://api.example.test"
 WORKERS = 4
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 15.0
+CONCURRENT_CLIENTS = 8
 
 
 class DemoFailed(Exception):
@@ -242,13 +245,19 @@ def run_demo(stack: Stack) -> bool:
     ]
     ok = all(show(case, get(stack.site_port, case.path, case.token)) for case in cases)
 
-    # The point of jwtguard: many requests, every worker, one download of the key set.
-    pids = set()
-    for _ in range(40):
-        answer = get(stack.site_port, "/api/v1/friends", good)
-        ok = ok and answer.status == 200
-        pids.add(answer.headers.get("x-served-by"))
-    requests_so_far = len(cases) + 40
+    # The point of jwtguard: many requests, every worker, one download of the key set. Sent from 8 threads
+    # at once: one at a time, a single idle worker could win every connection.
+    start = threading.Barrier(CONCURRENT_CLIENTS)
+
+    def client() -> list[Answer]:
+        start.wait(REQUEST_TIMEOUT)
+        return [get(stack.site_port, "/api/v1/friends", good) for _ in range(40 // CONCURRENT_CLIENTS)]
+
+    with ThreadPoolExecutor(CONCURRENT_CLIENTS) as pool:
+        answers = [answer for batch in pool.map(lambda _: client(), range(CONCURRENT_CLIENTS)) for answer in batch]
+    ok = ok and all(answer.status == 200 for answer in answers)
+    pids = {answer.headers.get("x-served-by") for answer in answers}
+    requests_so_far = len(cases) + len(answers)
     jwks = stack.jwks_requests()
     print(f"\n{requests_so_far} requests answered by {len(pids)} worker processes; JWKS requests at the issuer: {jwks}")
     ok = ok and jwks == 1
