@@ -149,6 +149,8 @@ class KeySetError(JWTGuardError):
 
     code = "jwks_error"
     detail = KEYS_UNAVAILABLE
+    #: Seconds a client should wait before trying again (the 503's ``Retry-After``).
+    retry_after = 5
 
 
 class FetchError(KeySetError):

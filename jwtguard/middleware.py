@@ -18,7 +18,7 @@ from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 
 from jwtguard.bearer import bearer_token, challenge
-from jwtguard.exceptions import JWTGuardError, KeySetError, KeySetUnavailable, TokenError
+from jwtguard.exceptions import JWTGuardError, KeySetError, TokenError
 from jwtguard.resolvers import get_user_resolver, resolve_user
 from jwtguard.validation import AccessToken, TokenValidator, get_validator
 
@@ -42,8 +42,7 @@ def refusal_response(error: JWTGuardError) -> JsonResponse:
     response = JsonResponse({"detail": error.detail, "code": error.code})
     if isinstance(error, KeySetError):
         response.status_code = 503
-        retry_after = error.retry_after if isinstance(error, KeySetUnavailable) else 30
-        response["Retry-After"] = str(retry_after)
+        response["Retry-After"] = str(error.retry_after)
     else:
         response.status_code = 401
         response["WWW-Authenticate"] = challenge(error)
@@ -53,30 +52,6 @@ def refusal_response(error: JWTGuardError) -> JsonResponse:
 def _raw_token(request: HttpRequest) -> str | None:
     # Never strict here: a request without a Bearer token is someone else's business (sessions, public views).
     return bearer_token(request.headers.get("Authorization"), strict=False)
-
-
-def _validate(raw: str) -> AccessToken:
-    try:
-        return get_validator().validate(raw)
-    except JWTGuardError:
-        raise
-    except Exception as exc:
-        raise _unexpected(exc) from exc
-
-
-async def _avalidate(raw: str) -> AccessToken:
-    try:
-        return await avalidate(get_validator(), raw)
-    except JWTGuardError:
-        raise
-    except Exception as exc:
-        raise _unexpected(exc) from exc
-
-
-def _unexpected(exc: Exception) -> TokenError:
-    # A bug of ours must not become a 500 that tells the client more than "no".
-    logger.exception("jwtguard: unexpected error while validating a token")
-    return TokenError(f"unexpected validation error: {type(exc).__name__}")
 
 
 def _resolve(token: AccessToken) -> Any:
@@ -113,7 +88,7 @@ def authenticate_request(request: HttpRequest) -> JsonResponse | None:
         raw = _raw_token(request)
         if raw is None:
             return None
-        token = _validate(raw)
+        token = get_validator().validate(raw)
         user = _resolve(token)
     except JWTGuardError as exc:
         return refusal_response(exc)
@@ -127,7 +102,7 @@ async def aauthenticate_request(request: HttpRequest) -> JsonResponse | None:
         raw = _raw_token(request)
         if raw is None:
             return None
-        token = await _avalidate(raw)
+        token = await avalidate(get_validator(), raw)
         user = await _aresolve(token)
     except JWTGuardError as exc:
         return refusal_response(exc)

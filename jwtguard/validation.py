@@ -294,6 +294,14 @@ class TokenValidator:
         except TokenError as exc:
             self.rejected(exc, config)
             raise
+        except JWTGuardError:
+            raise
+        except Exception as exc:
+            # A bug of ours must not become a 500 that tells the client more than "no" (every door comes here).
+            logger.exception("jwtguard: unexpected error while validating a token")
+            error = TokenError(f"unexpected validation error: {type(exc).__name__}")
+            self.rejected(error, config)
+            raise error from exc
         if cache is not None:
             cache.put(raw, CachedToken(token=_copy(token), key=key, kid=kid, alg=alg))
         return token

@@ -154,11 +154,12 @@ class TestHttpAnswers:
     def test_an_unexpected_error_is_a_401_not_a_500(
         self, jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        def explode(self: Any, raw: str) -> Any:
+        def explode(self: Any, *args: Any) -> Any:
             raise ZeroDivisionError("a bug")
 
-        monkeypatch.setattr("jwtguard.validation.TokenValidator.validate", explode)
-        assert refusal(f"Bearer {jwtguard_settings.mint()}").detail == "Bearer token is invalid"
+        monkeypatch.setattr("jwtguard.validation.TokenValidator.verify", explode)
+        failure = refusal(f"Bearer {jwtguard_settings.mint()}")
+        assert (failure.detail, failure.get_codes()) == ("Bearer token is invalid", "invalid_token")
 
     def test_authenticators_built_per_request_share_one_fetch(self, jwtguard_settings: FakeIssuer) -> None:
         client = APIClient()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from jwtguard import exceptions, validate_token
+from jwtguard.conf import get_settings
 from jwtguard.signals import token_rejected
 from jwtguard.testing import FakeIssuer
 from jwtguard.validation import AccessToken, get_validator, parse
@@ -295,3 +296,31 @@ class TestUnicode:
     @pytest.mark.parametrize("sub", ["\ud800", "a\udfffb", "\ude00\ud83d"])
     def test_a_lone_surrogate_is_malformed_even_when_signed(self, jwtguard_settings: FakeIssuer, sub: str) -> None:
         assert rejection(self.signed_with_sub(jwtguard_settings, sub)).code == "malformed_token"
+
+
+class TestUnexpectedErrors:
+    """A bug inside validation is a refusal (invalid_token, logged), never a raw exception at any door."""
+
+    @pytest.fixture
+    def broken_verify(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def explode(self: Any, *args: Any) -> Any:
+            raise ZeroDivisionError("a bug")
+
+        monkeypatch.setattr("jwtguard.validation.TokenValidator.verify", explode)
+
+    @pytest.mark.usefixtures("broken_verify")
+    def test_validate_token_refuses(
+        self, jwtguard_settings: FakeIssuer, rejected_codes: list[str], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        error = rejection(jwtguard_settings.mint())
+        assert type(error) is exceptions.TokenError
+        assert (error.code, error.detail) == ("invalid_token", "Bearer token is invalid")
+        assert isinstance(error.__cause__, ZeroDivisionError)
+        assert rejected_codes == ["invalid_token"]
+        assert "unexpected error while validating a token" in caplog.text
+
+    @pytest.mark.usefixtures("broken_verify")
+    def test_validate_local_refuses(self, jwtguard_settings: FakeIssuer) -> None:
+        get_validator().provider(get_settings().issuers[0]).usable_keyset()  # warm: no I/O needed
+        with pytest.raises(exceptions.TokenError):
+            get_validator().validate_local(jwtguard_settings.mint())
