@@ -288,7 +288,9 @@ def fetch_json(
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte cap")
         body = bytearray()
-        while True:
+        # From Python 3.13 the response closes itself on reading its last byte (with "Connection: close" the
+        # socket too): a closed response is the end of the body, and its socket must not be touched again.
+        while not response.isclosed():
             sock.settimeout(_remaining(deadline, url))
             chunk = response.read1(_CHUNK)
             if not chunk:

@@ -130,3 +130,43 @@ def delayed(seconds: float, handler: Handler) -> Handler:
             handler(request, conn, stopping)
 
     return handle
+
+
+#: The ways an answer's end can be told (RFC 9112 section 6.3), each of which a fetch must read to the end.
+FRAMINGS = ("http/1.0", "http/1.0-until-close", "close", "close-until-close", "chunked", "keep-alive")
+
+
+def frame(body: bytes, framing: str) -> tuple[bytes, bool]:
+    """A 200 answer carrying ``body`` framed as ``framing``, and whether the server then keeps the connection."""
+    head = {
+        "http/1.0": f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n",
+        "http/1.0-until-close": "HTTP/1.0 200 OK\r\n",
+        "close": f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: close\r\n",
+        "close-until-close": "HTTP/1.1 200 OK\r\nConnection: close\r\n",
+        "chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n",
+        "keep-alive": f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: keep-alive\r\n",
+    }[framing]
+    if framing == "chunked":
+        half = len(body) // 2
+        body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:])) + b"0\r\n\r\n"
+    data = (head + "Content-Type: application/json\r\n\r\n").encode() + body
+    return data, framing in ("chunked", "keep-alive")
+
+
+def framed_json(document: Any, framing: str) -> Handler:
+    """``document`` as JSON, framed as ``framing``; a kept connection stays open until the client closes it."""
+    data, keep = frame(json.dumps(document).encode(), framing)
+
+    def handle(request: Request, conn: socket.socket, stopping: threading.Event) -> None:
+        conn.sendall(data)
+        if keep:
+            conn.settimeout(0.05)
+            deadline = time.monotonic() + 5
+            while not stopping.is_set() and time.monotonic() < deadline:
+                try:
+                    if not conn.recv(4096):
+                        return
+                except TimeoutError:
+                    continue
+
+    return handle

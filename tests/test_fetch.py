@@ -36,7 +36,7 @@ from jwtguard.fetch import (
 from jwtguard.testing import FakeIssuer, Fault
 from jwtguard.testing.issuer import DISCOVERY_PATH, JWKS_PATH
 from tests.conftest import free_port
-from tests.rawhttp import ScriptedServer, answer, hang, json_answer, raw
+from tests.rawhttp import FRAMINGS, ScriptedServer, answer, frame, framed_json, hang, json_answer, raw
 
 CAP = 256 * 1024
 TIMEOUT = 0.5
@@ -422,6 +422,8 @@ class TLSIssuer(_Helper):
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(pki.cert, pki.key)
         self.requests: list[tuple[str, dict[str, str]]] = []
+        #: How the answer's end is told (tests.rawhttp.FRAMINGS).
+        self.framing = "close"
 
     def handle(self, conn: socket.socket) -> None:
         with self._context.wrap_socket(conn, server_side=True) as tls:
@@ -431,9 +433,11 @@ class TLSIssuer(_Helper):
             if request_line.startswith("GET /moved "):
                 tls.sendall(b"HTTP/1.1 302 Found\r\nLocation: /jwks\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return
-            body = json.dumps(KEYS).encode()
-            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            tls.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+            data, keep = frame(json.dumps(KEYS).encode(), self.framing)
+            tls.sendall(data)
+            if keep:
+                with contextlib.suppress(OSError):
+                    read_head(tls)  # until the client closes the connection (the socket's timeout bounds it)
 
 
 class ConnectProxy(_Helper):
@@ -681,6 +685,38 @@ class TestProxy:
             assert fetch(issuer.jwks_url).document == issuer.jwks()
         assert proxy.connects == []
         assert len(tls_issuer.requests) == 1
+
+
+class TestFraming:
+    """Every way an answer's end can be told is read to the end, on every Python: from 3.13 on, http.client
+    closes a response (and with "Connection: close" its socket) as soon as the last byte is read."""
+
+    @pytest.mark.parametrize("framing", FRAMINGS)
+    def test_a_key_set(self, framing: str) -> None:
+        with ScriptedServer({"/jwks": framed_json(KEYS, framing)}) as server:
+            result = fetch(server.url + "/jwks")
+        assert result.document == KEYS
+
+    @pytest.mark.parametrize("framing", FRAMINGS)
+    def test_discovery_then_its_key_set(self, framing: str) -> None:
+        with ScriptedServer() as server:
+            server.routes[DISCOVERY_PATH] = framed_json(
+                {"issuer": server.url, "jwks_uri": server.url + "/jwks"}, framing
+            )
+            server.routes["/jwks"] = framed_json(KEYS, framing)
+            jwks_uri = discover_jwks_url(server.url, timeout=TIMEOUT, max_bytes=CAP)
+            result = fetch(jwks_uri)
+        assert result.document == KEYS
+        assert server.paths() == [DISCOVERY_PATH, "/jwks"]
+
+    @pytest.mark.parametrize("framing", FRAMINGS)
+    def test_through_the_proxy(self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch, framing: str) -> None:
+        tls_issuer.framing = framing
+        with ConnectProxy(tls_issuer.port) as proxy:
+            use_proxy(monkeypatch, proxy.url)
+            result = fetch(f"https://{IDP}/jwks")
+        assert result.document == KEYS
+        assert proxy.connects == [f"{IDP}:443"]
 
 
 class TestNameResolution:
