@@ -246,10 +246,11 @@ class TokenValidator:
         self,
         settings: JWTGuardSettings,
         provider_for: Callable[[IssuerConfig], KeyProvider] = get_provider,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.provider_for = provider_for
+        #: None: ``time.time``, looked up at each call, so freezegun, time-machine and patches all move it.
         self.clock = clock
         size = settings.token_cache_size
         self.token_cache: TokenCache | None = TokenCache(size) if size > 0 else None
@@ -319,11 +320,15 @@ class TokenValidator:
                 return None  # L1 is due for its recheck (or lacks the kid): undecided, the entry stays
             if key is not entry.key:
                 raise UnknownKeyId("the key set changed since the token was cached")
-            check_times(token.claims, self.clock(), config.leeway)
+            check_times(token.claims, self.now(), config.leeway)
         except JWTGuardError:
             cache.discard(raw)
             return None
         return _copy(token)
+
+    def now(self) -> float:
+        """The time tokens are judged at: ``clock()`` when one was given, else ``time.time()`` as it is now."""
+        return time.time() if self.clock is None else self.clock()
 
     def provider(self, config: IssuerConfig) -> KeyProvider:
         """The key provider for ``config`` (``provider_for``, remembered per config object)."""
@@ -365,7 +370,7 @@ class TokenValidator:
             raise InvalidSignature(f"signature does not verify with key {key.kid!r}")
         claims = parsed.claims
         _check_types(claims)
-        check_times(claims, self.clock(), config.leeway)
+        check_times(claims, self.now(), config.leeway)
         if "iss" not in claims:
             raise MissingClaim("iss")
         if claims["iss"] != config.issuer:
