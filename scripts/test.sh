@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The test command (README and .ci/run both call this): set-up, lint and types, the docs, a real Redis, then
-# the whole suite on Django 5.2 (.venv) and the fast suite on Django 4.2 (.venv-dj42). Arguments go to pytest.
+# The test command (README and .ci/run both call this): set-up, lint and types, the docs, a real Redis, the
+# compose file, then the supported ground (scripts/matrix.sh): the whole suite on Python 3.13 + Django 6.1 and on
+# Python 3.11 + Django 5.2, the fast suite on every other (Python, Django major) pair and on Django 6.0, the
+# oldest pair on the lowest dependency versions, and the fast suite against the built wheel. Arguments go to
+# every pytest run; JWTGUARD_PAIRS narrows the matrix (see scripts/matrix.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -8,6 +11,4 @@ bash scripts/lint.sh
 bash scripts/docs.sh
 bash scripts/ensure-redis.sh
 bash scripts/validate-compose.sh
-export JWTGUARD_REQUIRE_REDIS=1
-.venv/bin/python -m pytest "$@"
-bash scripts/test-django42.sh "$@"
+bash scripts/matrix.sh "$@"

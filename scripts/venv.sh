@@ -2,11 +2,15 @@
 # Prints the path of a ready virtualenv for one supported pair, creating or updating it first:
 #   bash scripts/venv.sh PYTHON DJANGO [lowest]      e.g.  bash scripts/venv.sh 3.13 6.1
 # The venv lives in .venvs/py<PYTHON>-dj<DJANGO>[-lowest] and is reused between runs: it is rebuilt only when
-# pyproject.toml or this script changes. It holds jwtguard (editable) with its dev extra and the newest Django of
+# pyproject.toml's [project] table or this script changes. It holds jwtguard (editable) with its dev extra and the newest Django of
 # that series; "lowest" pins every dependency to the lowest version pyproject.toml admits (proves the floors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py=$1 django=$2 flavour=${3:-newest}
+if [ "${1:-}" = --find-python ]; then  # bash scripts/venv.sh --find-python 3.13: that interpreter's path
+  py=$2
+else
+  py=$1 django=$2 flavour=${3:-newest}
+fi
 
 find_python() {
   local candidate
@@ -21,23 +25,31 @@ find_python() {
   return 1
 }
 
-name="py$py-dj$django"
-[ "$flavour" = lowest ] && name="$name-lowest"
-venv=.venvs/$name
-stamp=$venv/.jwtguard-installed
-want=$(cat pyproject.toml scripts/venv.sh | sha256sum | cut -c1-16)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
-  echo "$venv"
-  exit 0
-fi
-if ! python=$(find_python); then
+missing_python() {
   cat >&2 <<MSG
 Python $py is not installed, and the supported ground includes it (README, Development).
 Install it, for example with pyenv:   pyenv install $py   (or Debian/Ubuntu: apt-get install python$py-venv)
 then run the test command again. No pair is skipped silently.
 MSG
   exit 3
+}
+
+if [ "${1:-}" = --find-python ]; then
+  find_python || missing_python
+  exit 0
 fi
+
+name="py$py-dj$django"
+[ "$flavour" = lowest ] && name="$name-lowest"
+venv=.venvs/$name
+stamp=$venv/.jwtguard-installed
+# What the venv is built from: pyproject.toml's [project] table (not the tool settings below it) and this script.
+want=$( (sed -n '/^\[project\]/,/^\[tool\./p' pyproject.toml; cat scripts/venv.sh) | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+  echo "$venv"
+  exit 0
+fi
+python=$(find_python) || missing_python
 echo "== creating $venv with $python (Django $django, $flavour dependencies)" >&2
 rm -rf "$venv"
 "$python" -m venv "$venv"

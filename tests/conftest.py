@@ -21,6 +21,17 @@ from jwtguard.testing import FakeIssuer
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REQUIRE_REDIS = os.environ.get("JWTGUARD_REQUIRE_REDIS") == "1"
+#: Set by scripts/test-wheel.sh: the suite runs against jwtguard as installed from the wheel.
+TEST_INSTALLED = os.environ.get("JWTGUARD_TEST_INSTALLED") == "1"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test the source tree when the installed wheel is what should be under test."""
+    import jwtguard
+
+    if TEST_INSTALLED and "site-packages" not in Path(jwtguard.__file__).parts:
+        raise pytest.UsageError(f"JWTGUARD_TEST_INSTALLED=1 but jwtguard is imported from {jwtguard.__file__}")
+
 
 # -- loopback only -------------------------------------------------------------------------------------------
 # Tests may talk to 127.0.0.0/8 and ::1 and nothing else: not even a DNS query for a made-up name, which

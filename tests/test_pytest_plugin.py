@@ -77,6 +77,48 @@ def test_importing_the_plugin_imports_neither_django_nor_pyjwt() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+@pytest.mark.parametrize(
+    "freezer",
+    [
+        "freezegun.freeze_time('2031-05-01 12:00:00')",
+        "time_machine.travel(datetime.datetime(2031, 5, 1, 12, tzinfo=datetime.timezone.utc), tick=False)",
+    ],
+)
+def test_a_user_freezes_time_in_their_tests(user_project: pytest.Pytester, freezer: str) -> None:
+    """Tokens minted and checked under frozen time, with either library Django projects use."""
+    user_project.makepyfile(
+        test_frozen=textwrap.dedent(
+            f"""
+            import datetime
+
+            import freezegun
+            import jwt
+            import time_machine
+
+
+            def test_a_token_minted_in_the_frozen_future_is_accepted_there(jwt_client, jwt_issuer):
+                with {freezer}:
+                    client = jwt_client(sub="alice")
+                    response = client.get("/api/v1/friends")
+                    minted_at = jwt.decode(jwt_issuer.mint(), options={{"verify_signature": False}})["iat"]
+                assert minted_at == 1935403200
+                assert response.status_code == 200, response.content
+                assert response.json() == {{"user": "alice"}}
+
+
+            def test_a_token_of_today_has_expired_in_the_frozen_future(jwt_client):
+                client = jwt_client(sub="bob")
+                with {freezer}:
+                    response = client.get("/api/v1/friends")
+                assert response.status_code == 401
+                assert 'error="invalid_token"' in response["WWW-Authenticate"]
+            """
+        )
+    )
+    result = user_project.runpytest_subprocess("-p", "no:cacheprovider", "-q", timeout=120)
+    result.assert_outcomes(passed=2)
+
+
 def test_a_user_tests_their_api_with_pytest_django(user_project: pytest.Pytester) -> None:
     user_project.makepyfile(
         test_user_api=textwrap.dedent(
