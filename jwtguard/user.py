@@ -9,24 +9,37 @@ from typing import Any
 ID_CLAIMS = ("sub", "client_id", "azp")
 
 
+def split_scopes(value: str) -> list[str]:
+    """The scope tokens of a scope string: delimited by SP (0x20) only, as RFC 6749 section 3.3 says.
+
+    Any other whitespace or control character (a tab, U+00A0, a line break) is part of the token it stands in,
+    so ``"files:read\u00a0admin"`` is one scope of that literal name and never grants ``admin``.
+    """
+    return [token for token in value.split(" ") if token]
+
+
 def scopes_of(claims: Mapping[str, Any], names: Iterable[str] = ("scope", "scp")) -> frozenset[str]:
     """Scopes from ``scope`` (space-separated), ``scp`` (string or list), or any claim named in ``names``."""
     found: set[str] = set()
     for name in names:
         value = claims.get(name)
         if isinstance(value, str):
-            found.update(value.split())
+            found.update(split_scopes(value))
         elif isinstance(value, list):
             found.update(v for v in value if isinstance(v, str))
     return frozenset(found)
 
 
 def scope_list(scopes: str | Iterable[str]) -> tuple[str, ...]:
-    """Required scopes as declared: a space-separated string or an iterable of scope names."""
-    names = tuple(scopes.split() if isinstance(scopes, str) else scopes)
+    """Required scopes as declared: a space-separated string or an iterable of scope names.
+
+    A declared name holding whitespace or a control character could never match a granted scope token the
+    way its author meant: it is refused here, when the view is declared.
+    """
+    names = tuple(split_scopes(scopes) if isinstance(scopes, str) else scopes)
     for name in names:
-        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
-            raise TypeError(f"a scope is a non-empty string without spaces, not {name!r}")
+        if not isinstance(name, str) or not name or not name.isprintable() or any(c.isspace() for c in name):
+            raise TypeError(f"a scope is a non-empty string without spaces or control characters, not {name!r}")
     return names
 
 

@@ -85,6 +85,19 @@ class TestScopes:
         assert response.headers["WWW-Authenticate"] == scope_challenge("read:friends")
 
     @pytest.mark.parametrize("mode", MODES)
+    @pytest.mark.parametrize("scope", ["openid\u00a0read:friends", "openid\tread:friends", "openid\x0bread:friends"])
+    def test_only_a_space_separates_scopes(
+        self, stack: str, jwtguard_settings: FakeIssuer, mode: str, scope: str
+    ) -> None:
+        # RFC 6749 3.3: any other whitespace joins the two names into one literal scope, which grants neither.
+        for url in ("/jwt/required-async", "/jwt/cbv-sync"):
+            response = call(mode, url, f"Bearer {jwtguard_settings.mint(scope=scope)}")
+            assert response.status_code == 403
+            assert response.headers["WWW-Authenticate"] == scope_challenge("read:friends")
+        response = call(mode, "/jwt/cbv-sync", f"Bearer {jwtguard_settings.mint(scope=scope + ' read:friends')}")
+        assert response.status_code == 200
+
+    @pytest.mark.parametrize("mode", MODES)
     def test_every_scope_is_required_and_named(self, stack: str, jwtguard_settings: FakeIssuer, mode: str) -> None:
         response = call(mode, "/jwt/required-two-scopes", f"Bearer {jwtguard_settings.mint(scope='read:friends')}")
         assert response.status_code == 403

@@ -59,8 +59,18 @@ class TestRequiredScopesOnTheView:
 
     @pytest.mark.parametrize(
         "claims",
-        [{}, {"scope": "openid"}, {"scope": "read:friend"}, {"scp": ["read"]}, {"permissions": ["read:friends"]}],
-        ids=["none", "other", "prefix", "scp-other", "permissions-not-configured"],
+        [
+            {},
+            {"scope": "openid"},
+            {"scope": "read:friend"},
+            {"scp": ["read"]},
+            {"permissions": ["read:friends"]},
+            # RFC 6749 3.3: only SP delimits scopes; "openid<NBSP>read:friends" is one scope of that name.
+            {"scope": "openid\u00a0read:friends"},
+            {"scope": "openid\tread:friends"},
+            {"scp": "profile\nread:friends"},
+        ],
+        ids=["none", "other", "prefix", "scp-other", "permissions-not-configured", "nbsp", "tab", "scp-newline"],
     )
     def test_a_missing_scope_is_a_403_with_the_challenge(
         self, stack: str, jwtguard_settings: FakeIssuer, claims: dict[str, Any]

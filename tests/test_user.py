@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jwtguard.user import TokenUser, scopes_of
+from jwtguard.user import TokenUser, scope_list, scopes_of
 
 
 def test_identity_comes_from_sub() -> None:
@@ -71,10 +71,26 @@ def test_the_claims_are_a_copy() -> None:
         ({"scope": "a", "scp": ["b"]}, {"a", "b"}),
         ({"scope": 5}, set()),
         ({}, set()),
+        # RFC 6749 3.3: SP (0x20) is the only delimiter; any other whitespace is part of a literal scope.
+        ({"scope": "files:read\u00a0admin"}, {"files:read\u00a0admin"}),
+        ({"scope": "files:read\tadmin  files:write"}, {"files:read\tadmin", "files:write"}),
+        ({"scp": "read\nadmin"}, {"read\nadmin"}),
+        ({"scope": " a  b "}, {"a", "b"}),
+        ({"scope": "   "}, set()),
     ],
 )
 def test_scopes(claims: dict[str, object], expected: set[str]) -> None:
     assert TokenUser(claims).scopes == expected
+
+
+@pytest.mark.parametrize("declared", ["read\tadmin", "read\u00a0admin", ["read\nadmin"], ["read\x00"], [""]])
+def test_a_required_scope_with_other_whitespace_or_controls_is_refused_when_declared(declared: object) -> None:
+    with pytest.raises(TypeError, match="without spaces or control characters"):
+        scope_list(declared)  # type: ignore[arg-type]
+
+
+def test_required_scopes_are_split_on_spaces() -> None:
+    assert scope_list(" read:a  write:b ") == ("read:a", "write:b")
 
 
 def test_scopes_from_other_claims_when_asked() -> None:
