@@ -116,7 +116,7 @@ class Harness:
 
     def check(self, data: bytes) -> None:
         """Raise if jwtguard does anything but refuse with a ``TokenError`` or accept what we signed."""
-        from jwtguard.bearer import bearer_token
+        from jwtguard.edge import bearer_token
         from jwtguard.exceptions import MalformedToken, TokenError
         from jwtguard.validation import parse
 
@@ -148,7 +148,7 @@ def main(argv: list[str]) -> None:
     import atheris  # type: ignore[import-untyped]
 
     with atheris.instrument_imports(include=["jwtguard"]):
-        import jwtguard.bearer
+        import jwtguard.edge
         import jwtguard.jwks
         import jwtguard.validation  # noqa: F401
     args = list(argv)

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jwtguard.validation import AccessToken, TokenValidator
+    from jwtguard.tokens import AccessToken
+    from jwtguard.validation import TokenValidator
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "validate_token"]

@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from jwtguard.bearer import bearer_token, challenge
 from jwtguard.conf import get_settings
+from jwtguard.edge import REQUEST_TOKEN_ATTRIBUTE, bearer_token, challenge, request_token, request_user
 from jwtguard.exceptions import KEYS_UNAVAILABLE, KeySetError, TokenError
-from jwtguard.middleware import REQUEST_TOKEN_ATTRIBUTE, REQUEST_USER_ATTRIBUTE
 from jwtguard.resolvers import resolve_user
-from jwtguard.validation import AccessToken, get_validator
+from jwtguard.tokens import AccessToken
+from jwtguard.validation import get_validator
 
 logger = logging.getLogger("jwtguard")
 
@@ -48,9 +49,9 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             if raw is None:
                 return None
             token = self.get_validated_token(raw, request)
-            django_request = getattr(request, "_request", None)
-            if token is getattr(django_request, REQUEST_TOKEN_ATTRIBUTE, None):
-                user = getattr(django_request, REQUEST_USER_ATTRIBUTE)  # the middleware resolved it already
+            django_request = _django_request(request)
+            if django_request is not None and token is request_token(django_request):
+                user = request_user(django_request)  # the middleware resolved it already
             else:
                 user = self.get_user(token)
         except TokenError as exc:
@@ -72,11 +73,16 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
         return bearer_token(header, strict=get_settings().strict_auth_header)
 
     def get_validated_token(self, raw: str, request: Request | None = None) -> AccessToken:
-        cached = getattr(getattr(request, "_request", None), REQUEST_TOKEN_ATTRIBUTE, None)
-        if isinstance(cached, AccessToken) and cached.raw == raw:
+        cached = request_token(_django_request(request))
+        if cached is not None and cached.raw == raw:
             return cached
         return get_validator().validate(raw)
 
     def get_user(self, token: AccessToken) -> Any:
         """A ``TokenUser``, or ``USER_RESOLVER``'s user (which may raise a ``TokenError`` to refuse)."""
         return resolve_user(token)
+
+
+def _django_request(request: Request | None) -> HttpRequest | None:
+    """The ``HttpRequest`` under DRF's ``Request``, where an edge before this one left the token it verified."""
+    return getattr(request, "_request", None)

@@ -18,18 +18,18 @@ from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils.decorators import method_decorator
 
-from jwtguard.bearer import INSUFFICIENT_SCOPE, INSUFFICIENT_SCOPE_CODE, challenge
 from jwtguard.conf import get_settings
-from jwtguard.exceptions import AuthorizationHeaderMissing
-from jwtguard.middleware import (
+from jwtguard.edge import (
     aauthenticate_request,
     authenticate_request,
+    insufficient_scope_response,
     refusal_response,
     request_token,
     vary_on_authorization,
 )
+from jwtguard.exceptions import AuthorizationHeaderMissing
+from jwtguard.tokens import AccessToken
 from jwtguard.user import missing_scopes, scope_list
-from jwtguard.validation import AccessToken
 
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -126,6 +126,4 @@ def _refusal_for(token: AccessToken | None, required: tuple[str, ...]) -> JsonRe
         return refusal_response(AuthorizationHeaderMissing())
     if not missing_scopes(token.claims, required, get_settings().scope_claims):
         return None
-    response = JsonResponse({"detail": INSUFFICIENT_SCOPE, "code": INSUFFICIENT_SCOPE_CODE}, status=403)
-    response["WWW-Authenticate"] = challenge(scope=" ".join(required))
-    return response
+    return insufficient_scope_response(" ".join(required))

@@ -15,8 +15,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from jwtguard.bearer import INSUFFICIENT_SCOPE, INSUFFICIENT_SCOPE_CODE, challenge
 from jwtguard.conf import get_settings
+from jwtguard.edge import INSUFFICIENT_SCOPE, INSUFFICIENT_SCOPE_CODE, challenge
 from jwtguard.user import missing_scopes, scope_list
 
 _CHALLENGE_ATTRIBUTE = "_jwtguard_scope_challenge"

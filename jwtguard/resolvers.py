@@ -22,7 +22,7 @@ from jwtguard.exceptions import InvalidClaim, InvalidToken, MissingClaim
 from jwtguard.user import TokenUser
 
 if TYPE_CHECKING:
-    from jwtguard.validation import AccessToken
+    from jwtguard.tokens import AccessToken
 
 logger = logging.getLogger("jwtguard")
 

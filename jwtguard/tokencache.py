@@ -19,9 +19,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from jwtguard.tokens import AccessToken
+
 if TYPE_CHECKING:
     from jwtguard.jwks import VerificationKey
-    from jwtguard.validation import AccessToken
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from jwtguard.exceptions import (
 )
 from jwtguard.jwks import KeyProvider, VerificationKey, get_provider
 from jwtguard.tokencache import CachedToken, TokenCache
+from jwtguard.tokens import AccessToken as AccessToken  # its home is tokens.py; users import it from here
 
 logger = logging.getLogger("jwtguard")
 
@@ -70,21 +71,6 @@ class ParsedToken:
     claims: dict[str, Any]
     signing_input: bytes = field(repr=False)
     signature: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class AccessToken:
-    """A verified access token: its header and claims, and the issuer that vouched for it."""
-
-    raw: str = field(repr=False)
-    header: Mapping[str, Any]
-    claims: dict[str, Any]
-    issuer: IssuerConfig = field(repr=False)
-
-    @property
-    def subject(self) -> str | None:
-        sub = self.claims.get("sub")
-        return sub if isinstance(sub, str) else None
 
 
 #: base64url -> base64, applied to the whole token at once (``.`` is left alone).

@@ -10,8 +10,8 @@ import django
 import pytest
 
 from jwtguard import signals
-from jwtguard.bearer import INSUFFICIENT_SCOPE
 from jwtguard.decorators import jwt_required
+from jwtguard.edge import INSUFFICIENT_SCOPE
 from jwtguard.exceptions import KEYS_UNAVAILABLE, NOT_PRESENT
 from jwtguard.testing import FakeIssuer
 from jwtguard.validation import TokenValidator

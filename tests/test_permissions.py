@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
-from jwtguard.bearer import INSUFFICIENT_SCOPE
+from jwtguard.edge import INSUFFICIENT_SCOPE
 from jwtguard.exceptions import NOT_PRESENT
 from jwtguard.permissions import HasScope
 from jwtguard.testing import FakeIssuer

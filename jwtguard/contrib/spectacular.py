@@ -12,6 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
 from jwtguard.conf import get_settings
+from jwtguard.edge import SCHEME
 
 #: The security scheme's name in ``components.securitySchemes``.
 SCHEME_NAME = "jwtAccessToken"
@@ -26,7 +27,7 @@ class JWTAccessTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-u
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         scheme = build_bearer_security_scheme_object(
-            header_name="HTTP_AUTHORIZATION", token_prefix="Bearer", bearer_format="JWT"
+            header_name="HTTP_AUTHORIZATION", token_prefix=SCHEME, bearer_format="JWT"
         )
         return {**scheme, "description": describe_issuers()}
 
