@@ -25,7 +25,7 @@ class FriendSerializer(serializers.Serializer[Any]):
     user = serializers.CharField()
 
 
-class FriendsView(GenericAPIView[Any]):
+class FriendsView(GenericAPIView):  # not GenericAPIView[Any]: DRF before 3.15 cannot subscript it
     schema = AutoSchema()
     serializer_class = FriendSerializer
 
