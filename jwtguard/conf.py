@@ -99,13 +99,22 @@ class JWTGuardSettings:
     token_cache_size: int = 0
 
     def issuer_for(self, iss: object) -> IssuerConfig | None:
-        """The issuer a token is routed to: the only one, or the one whose ``ISSUER`` equals ``iss``."""
-        if len(self.issuers) == 1:
-            return self.issuers[0]
+        """The issuer a token is routed to by its unverified ``iss``: the one whose ``ISSUER`` equals it.
+
+        A token without ``iss`` goes to the only issuer, if there is one (the article's order: its key and
+        signature are checked, then the missing ``iss``). Any other ``iss`` that names no configured issuer
+        routes nowhere, so the token is refused before any key lookup: it costs no fetch.
+        """
         for config in self.issuers:
             if config.issuer == iss:
                 return config
+        if iss is NO_ISS and len(self.issuers) == 1:
+            return self.issuers[0]
         return None
+
+
+#: What ``issuer_for`` is given for a token without an ``iss`` claim (None is a JSON null: an ``iss`` too).
+NO_ISS: Any = object()
 
 
 def is_loopback_url(url: str) -> bool:

@@ -78,12 +78,6 @@ class InvalidToken(TokenError):
     detail = INVALID
 
 
-class UnknownIssuer(InvalidToken):
-    """Raised when, with several issuers configured, the token's ``iss`` names none of them."""
-
-    code = "unknown_issuer"
-
-
 class AlgorithmNotAllowed(InvalidToken):
     """Raised when the header's ``alg`` is not allowed, or does not fit the key."""
 
@@ -124,6 +118,10 @@ class InvalidIssuer(InvalidToken):
     """Raised when ``iss`` is not exactly the configured ``ISSUER``."""
 
     code = "invalid_issuer"
+
+
+class UnknownIssuer(InvalidIssuer):
+    """Raised when the token's ``iss`` names no configured issuer: refused before any key is looked up."""
 
 
 class InvalidAudience(InvalidToken):

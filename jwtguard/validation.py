@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from jwtguard import signals
-from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings, on_reset
+from jwtguard.conf import NO_ISS, IssuerConfig, JWTGuardSettings, get_settings, on_reset
 from jwtguard.exceptions import (
     AlgorithmNotAllowed,
     InvalidAudience,
@@ -334,9 +334,10 @@ class TokenValidator:
 
     def route(self, parsed: ParsedToken) -> tuple[IssuerConfig, str, str]:
         """The issuer to ask, and the ``kid`` and ``alg`` to ask for, checked without any I/O."""
-        config = self.settings.issuer_for(parsed.claims.get("iss"))
+        iss = parsed.claims.get("iss", NO_ISS)
+        config = self.settings.issuer_for(iss)
         if config is None:
-            raise UnknownIssuer(f"iss {parsed.claims.get('iss')!r} is not a configured issuer")
+            raise UnknownIssuer("the token has no iss" if iss is NO_ISS else f"iss {iss!r} is not a configured issuer")
         header = parsed.header
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in config.algorithms:

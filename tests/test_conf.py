@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from jwtguard import conf
-from jwtguard.conf import get_settings, parse_settings
+from jwtguard.conf import NO_ISS, get_settings, parse_settings
 
 MINIMAL = {"ISSUER": "https://tenant.eu.auth0.com/", "AUDIENCE": "https://api.example.com"}
 
@@ -115,15 +115,20 @@ def test_several_issuers_inherit_top_level_keys() -> None:
     assert (b.leeway, b.algorithms) == (10, ("RS256",))
 
 
-def test_routing_by_iss_with_several_issuers_and_to_the_only_one_otherwise() -> None:
+def test_routing_by_iss_and_a_token_without_iss_to_the_only_issuer() -> None:
     several = parse_settings(
         {"ISSUERS": [{"ISSUER": "https://a/", "AUDIENCE": "x"}, {"ISSUER": "https://b/", "AUDIENCE": "x"}]}
     )
     assert several.issuer_for("https://b/") is several.issuers[1]
     assert several.issuer_for("https://B/") is None
     assert several.issuer_for(None) is None
+    assert several.issuer_for(NO_ISS) is None
     single = parse_settings(MINIMAL)
-    assert single.issuer_for("https://elsewhere/") is single.issuers[0]
+    assert single.issuer_for(NO_ISS) is single.issuers[0]
+    assert single.issuer_for(single.issuers[0].issuer) is single.issuers[0]
+    # An iss that names nobody routes nowhere, with one issuer too: refused before any fetch.
+    for untrusted in ("https://elsewhere/", None, 7, [single.issuers[0].issuer]):
+        assert single.issuer_for(untrusted) is None
 
 
 def test_nothing_is_read_at_import_and_override_settings_is_seen() -> None:

@@ -297,7 +297,7 @@ class TestSeveralIssuers:
         rsa_issuer, ec_issuer = two_issuers
         with FakeIssuer("RS256") as attacker:
             token = attacker.mint(iss=iss, headers={"jku": attacker.jwks_url})
-            assert_refused(call(mode, "/jwt/whoami", f"Bearer {token}"), "unknown_issuer")
+            assert_refused(call(mode, "/jwt/whoami", f"Bearer {token}"), "invalid_issuer")
             assert (rsa_issuer.requests.total(), ec_issuer.requests.total(), attacker.requests.total()) == (0, 0, 0)
 
     @pytest.mark.parametrize("mode", MODES)

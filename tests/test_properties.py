@@ -54,7 +54,6 @@ DETAILS = {
     "token_too_large": NOT_A_JWT,
     "missing_kid": NO_VALID_KID,
     "unknown_kid": NO_VALID_KID,
-    "unknown_issuer": INVALID,
     "algorithm_not_allowed": INVALID,
     "unsupported_header": INVALID,
     "invalid_token_type": INVALID,

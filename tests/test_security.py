@@ -686,9 +686,24 @@ class TestIssuerGames:
 
     @pytest.mark.parametrize("name", VARIANTS)
     def test_one_issuer(self, jwtguard_settings: FakeIssuer, name: str) -> None:
+        """An iss that names no configured issuer is refused before any key lookup, as with several issuers."""
         issuer = jwtguard_settings
         raw = token(issuer, body=claims(issuer, iss=self.variant(issuer.issuer, name)))
-        assert_refused(issuer, raw, "invalid_issuer", INVALID, fetches=WITH_KEY)
+        assert_refused(issuer, raw, "invalid_issuer", INVALID, fetches=BEFORE_KEY)
+
+    @pytest.mark.parametrize("iss", ["https://staging.example/", "https://other-tenant.example/"])
+    def test_a_foreign_issuer_costs_no_request_at_all_even_with_discovery(
+        self, issuer: FakeIssuer, configure: Configure, iss: str
+    ) -> None:
+        configure(issuer, JWKS_URL=None)
+        raw = token(issuer, body=claims(issuer, iss=iss))
+        assert_refused(issuer, raw, "invalid_issuer", INVALID, fetches=BEFORE_KEY)
+        assert issuer.requests.total() == 0
+
+    def test_a_token_without_iss_keeps_the_articles_order(self, jwtguard_settings: FakeIssuer) -> None:
+        """Its key and signature are checked first (one fetch), then the missing iss is named."""
+        issuer = jwtguard_settings
+        assert_refused(issuer, token(issuer, body=claims(issuer, iss=OMIT)), "missing_claim", INVALID, fetches=WITH_KEY)
 
     @pytest.mark.parametrize("name", VARIANTS)
     def test_several_issuers_route_nothing(self, issuer: FakeIssuer, settings: Any, name: str) -> None:
@@ -697,14 +712,15 @@ class TestIssuerGames:
         first = {k: v for k, v in issuer.settings().items() if k != "AUDIENCE"}
         settings.JWTGUARD = {"AUDIENCE": issuer.audience, "ISSUERS": [first, other]}
         raw = token(issuer, body=claims(issuer, iss=self.variant(issuer.issuer, name)))
-        assert_refused(issuer, raw, "unknown_issuer", INVALID, fetches=BEFORE_KEY)
+        assert_refused(issuer, raw, "invalid_issuer", INVALID, fetches=BEFORE_KEY)
 
     @pytest.mark.parametrize("shape", ["int", "null", "bool", "list", "dict"])
     def test_not_a_string(self, jwtguard_settings: FakeIssuer, shape: str) -> None:
+        """A present iss of any other type names no configured issuer either: refused before any fetch."""
         issuer = jwtguard_settings
         value = {"int": 7, "null": None, "bool": True, "list": [issuer.issuer], "dict": {"iss": issuer.issuer}}[shape]
         raw = token(issuer, body=claims(issuer, iss=value))
-        assert_refused(issuer, raw, "invalid_claim", INVALID, fetches=WITH_KEY)
+        assert_refused(issuer, raw, "invalid_issuer", INVALID, fetches=BEFORE_KEY)
 
 
 class TestExplicitTyping:

@@ -120,8 +120,8 @@ def good_jwk(issuer: FakeIssuer) -> dict[str, Any]:
     return issuer.signing_key.public_jwk()
 
 
-def assert_unavailable(issuer: FakeIssuer) -> None:
-    seen = outcomes(f"Bearer {issuer.mint()}")
+def assert_unavailable(issuer: FakeIssuer, **claims: Any) -> None:
+    seen = outcomes(f"Bearer {issuer.mint(**claims)}")
     assert seen == dict.fromkeys(seen, UNAVAILABLE)
 
 
@@ -333,7 +333,7 @@ class TestRedirects:
         moved = answer(302, b"", (("Location", other.url + "/.well-known/openid-configuration"),))
         with ScriptedServer({"/.well-known/openid-configuration": moved}) as server:
             settings.JWTGUARD = {**other.settings(), "ISSUER": server.url + "/", "JWKS_URL": None}
-            assert_unavailable(other)
+            assert_unavailable(other, iss=server.url + "/")
         assert sum(other.requests.values()) == 0
         assert "HTTP 302" in log.text
 

@@ -111,9 +111,14 @@ class TestTime:
 
 
 class TestClaims:
-    @pytest.mark.parametrize("claim", ["sub", "iss", "jti", "azp", "client_id", "scope"])
+    @pytest.mark.parametrize("claim", ["sub", "jti", "azp", "client_id", "scope"])
     def test_string_claims_must_be_strings(self, jwtguard_settings: FakeIssuer, claim: str) -> None:
         assert rejection(jwtguard_settings.mint(**{claim: 12345})).code == "invalid_claim"
+
+    def test_an_iss_that_is_not_a_string_names_no_issuer(self, jwtguard_settings: FakeIssuer) -> None:
+        # Routed before the signature: a number is no configured issuer (issue 13: no fetch for it).
+        assert rejection(jwtguard_settings.mint(iss=12345)).code == "invalid_issuer"
+        assert jwtguard_settings.jwks_requests == 0
 
     @pytest.mark.parametrize("scp", [3, [1, "a"], {"a": 1}])
     def test_scp_must_be_a_string_or_list_of_strings(self, jwtguard_settings: FakeIssuer, scp: Any) -> None:
