@@ -192,7 +192,7 @@ class TestSteadyState:
         for _ in range(100):
             validate_token(issuer.mint())
         assert calls == Counter()
-        assert provider.stats["l1_hits"] >= 100
+        assert provider.counters().l1_hits >= 100
 
     def test_other_processes_use_the_shared_entry(self, make: Make, issuer: FakeIssuer, shared_cache: str) -> None:
         provider = make()
@@ -266,7 +266,7 @@ class TestUnknownKid:
             with pytest.raises(UnknownKeyId):
                 validate_token(forged(issuer))
         assert issuer.jwks_requests == 2
-        assert provider.stats["unknown_kid_refused"] == 499
+        assert provider.counters().unknown_kid_refused == 499
         validate_token(issuer.mint())
 
     def test_the_cooldown_is_cluster_wide(self, make: Make, issuer: FakeIssuer, shared_cache: str) -> None:
@@ -340,7 +340,7 @@ class TestUnknownKid:
 
         def a_goes_on() -> None:
             time.sleep(0.3)
-            a._refresh("unknown_kid", a._keyset, kid=new.kid)
+            a._refresh_for_kid(new.kid, a._keyset)
             a.cache.set(a.cooldown_key, "done", 30)
 
         going_on = threading.Thread(target=a_goes_on)
@@ -442,7 +442,7 @@ class TestIssuerFailures:
         validate_token(issuer.mint())  # stale, but served
         assert time.monotonic() - started < HTTP_TIMEOUT + MARGIN
         assert provider.cache.get(provider.entry_key) == before
-        assert provider.stats["stale_served"] >= 1
+        assert provider.counters().stale_served >= 1
 
     def test_warm_connection_refused_keeps_the_cached_set(self, make: Make, issuer: FakeIssuer) -> None:
         make(JWKS_CACHE_TTL=1)
@@ -525,7 +525,7 @@ class TestIssuerFailures:
         time.sleep(0.55)
         validate_token(issuer.mint())
         assert provider.usable_keyset().fetched_at == fresh.fetched_at
-        assert provider.stats["fetches"] == 1
+        assert provider.counters().fetches == 1
 
     def test_refresh_raises_when_the_fetch_fails_and_the_old_set_stays(self, make: Make, issuer: FakeIssuer) -> None:
         provider = make()
@@ -672,8 +672,8 @@ class TestConditionalGet:
         # Another process adopts the renewed entry without parsing it either: same document, same keys.
         other = another_process(provider)
         other._keyset = first
-        assert other.current() is not None
-        assert other.current().fetched_at == renewed.fetched_at  # type: ignore[union-attr]
+        assert other.read_shared_keyset() is not None
+        assert other.read_shared_keyset().fetched_at == renewed.fetched_at  # type: ignore[union-attr]
         assert parses == []
 
     def test_a_changed_set_is_fetched_whole(self, make: Make, issuer: FakeIssuer, sent: list[Any]) -> None:
@@ -732,7 +732,7 @@ class TestRefreshAhead:
         provider = make(JWKS_CACHE_TTL=2, JWKS_L1_RECHECK=60)
         first = provider.usable_keyset()
         time.sleep(2 * jwks.REFRESH_AHEAD_AT + 0.05)
-        assert provider.peek(issuer.signing_key.kid, "RS256") is not None
+        assert provider.get_key_nowait(issuer.signing_key.kid, "RS256") is not None
         wait_for(lambda: provider.cache.get(provider.entry_key)["fetched_at"] > first.fetched_at)
         assert fetches(sent) == ["cold", "refresh_ahead"]
 
