@@ -17,15 +17,15 @@ Failed fetches never remove a cached key set; they arm an exponential backoff sh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from jwt.algorithms import get_default_algorithms
 from jwt.exceptions import PyJWTError
@@ -176,10 +176,94 @@ def _parse_key(jwk: dict[str, Any], allowed: tuple[str, ...], *, source: str, in
     return VerificationKey(kid=kid, kty=kty, algorithms=usable, key=key)
 
 
+@dataclass(frozen=True, kw_only=True)
+class KeySetCounters:
+    """What a ``KeyProvider`` counted in this process; the one list of counters (``jwtguard.metrics`` reports
+    each field, so a counter added here is exported without touching anything else)."""
+
+    #: Key sets fetched from the issuer (200 or 304).
+    fetches: int = 0
+    #: Fetches that failed (network, HTTP status, size, bad JSON, no usable key).
+    fetch_failures: int = 0
+    #: Times a key set past its freshness was used because no fresh one could be had.
+    stale_served: int = 0
+    #: Key look-ups answered from this process's memory, without any I/O.
+    l1_hits: int = 0
+    #: Reads of the shared cache entry.
+    l2_reads: int = 0
+    #: Unknown-kid refreshes refused by the cluster-wide cooldown.
+    unknown_kid_refused: int = 0
+
+    def __add__(self, other: KeySetCounters) -> KeySetCounters:
+        return KeySetCounters(**{name: getattr(self, name) + getattr(other, name) for name in KEYSET_COUNTERS})
+
+    def counters(self) -> dict[str, int]:
+        """The counters by name, in ``KEYSET_COUNTERS`` order."""
+        return {name: getattr(self, name) for name in KEYSET_COUNTERS}
+
+
+#: The names of the ``KeySetCounters``, in the order they are reported.
+KEYSET_COUNTERS: tuple[str, ...] = tuple(counter.name for counter in fields(KeySetCounters))
+
+#: Whether a key set is held and fit to verify: ``stale`` ones are, while the issuer fails.
+KeySetState = Literal["none", "fresh", "stale", "expired"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyProviderStatus:
+    """One issuer's key set as a status page or a probe shows it: plain data, taken at one moment."""
+
+    issuer: str
+    cache_alias: str
+    #: The key of the shared entry every process reads.
+    cache_key: str
+    #: Where the key set is fetched from: ``JWKS_URL``, else the discovered URL once known (else None).
+    jwks_url: str | None
+    #: True when ``jwks_url`` comes from OIDC discovery (``discovery_url``) rather than ``JWKS_URL``.
+    discovered: bool
+    discovery_url: str
+    #: Where the key set held was fetched from (after redirects); None when none is held.
+    keyset_url: str | None
+    fetched_at: float | None
+    fresh_until: float | None
+    stale_until: float | None
+    #: Each kid of the key set held, with the algorithms its keys may verify (sorted).
+    kids: Mapping[str, tuple[str, ...]]
+    etag: str | None
+    #: The last fetch error this process saw (None after a successful fetch).
+    last_error: str | None
+    #: Failed fetches in a row and when the shared backoff ends, as every process sees them; None when not
+    #: read (``KeyProvider.status()`` does no I/O).
+    failures: int | None
+    retry_at: float | None
+    counters: KeySetCounters
+
+    def state(self, now: float) -> KeySetState:
+        """The state of the key set held, at ``now``."""
+        if self.fresh_until is None or self.stale_until is None:
+            return "none"
+        return "fresh" if now < self.fresh_until else "stale" if now < self.stale_until else "expired"
+
+    def describe(self, now: float) -> dict[str, Any]:
+        """Age, freshness and kids of the key set held, as plain data (the probe and ``manage.py jwtguard``)."""
+        if self.fetched_at is None or self.fresh_until is None or self.stale_until is None:
+            return {"state": "none", "kids": {}}
+        return {
+            "state": self.state(now),
+            "jwks_url": self.keyset_url,
+            "age_seconds": round(max(0.0, now - self.fetched_at), 1),
+            "fresh_for_seconds": round(max(0.0, self.fresh_until - now), 1),
+            "usable_for_seconds": round(max(0.0, self.stale_until - now), 1),
+            "kids": {kid: list(algorithms) for kid, algorithms in self.kids.items()},
+        }
+
+
 class KeyProvider:
     """The signing keys of one issuer, shared through the cache by every worker and pod.
 
-    One instance per issuer per process (see ``get_provider``); thread-safe.
+    One instance per issuer per process (see ``get_provider``); thread-safe. Other modules use only its
+    public methods and attributes: ``get_key``, ``get_key_nowait``, ``usable_keyset``, ``read_shared_keyset``,
+    ``refresh``, ``status``, ``read_shared_status``, ``counters``, ``cache_keys``, ``forget``.
     """
 
     def __init__(self, config: IssuerConfig) -> None:
@@ -193,8 +277,9 @@ class KeyProvider:
         self.backoff_key = f"{base}:backoff"
         self.failures_key = f"{base}:failures"
         self.discovery_key = f"jwtguard:discovery:v1:{digest}"
-        self.stats: Counter[str] = Counter()
         self.last_error: str | None = None
+        # Incremented in place on the hot path; unknown names fail (KeyError) instead of counting nowhere.
+        self._counts = dict.fromkeys(KEYSET_COUNTERS, 0)
         self._keyset: KeySet | None = None
         self._checked_at = float("-inf")
         # While serving a stale set (the issuer failing, or another process fetching): until when (monotonic)
@@ -220,27 +305,27 @@ class KeyProvider:
             raise UnknownKeyId(f"no key {kid!r} in the key set of {self.config.issuer}")
         return key
 
-    def peek(self, kid: str, alg: str) -> VerificationKey | None:
-        """The key, if this process can answer without any I/O right now; else None (the caller then
-        calls ``get_key`` off the event loop)."""
-        keyset = self._keyset
-        now = time.time()
-        if keyset is None or not self._l1_current(keyset, now):
-            return None
-        self.stats["l1_hits"] += 1
-        self._refresh_ahead_if_due(keyset, now)
-        return keyset.find(kid, alg)
+    def get_key_nowait(self, kid: str, alg: str) -> VerificationKey | None:
+        """``get_key`` if this process can answer from memory right now, else None (the caller then calls
+        ``get_key`` off the event loop). Never waits on I/O, but like ``get_key`` it may start a background
+        refresh-ahead thread when the key set nears the end of its freshness."""
+        keyset = self._fresh_in_memory(time.time())
+        return None if keyset is None else keyset.find(kid, alg)
 
-    def current(self) -> KeySet | None:
-        """What this process holds, after a look at the shared entry (for status pages and probes)."""
-        self._adopt(self.cache.get(self.entry_key))
-        return self._keyset
+    def read_shared_keyset(self) -> KeySet | None:
+        """The shared entry (one cache read), made this process's own; never fetches from the issuer."""
+        return self._adopt(self.cache.get(self.entry_key))
 
     def refresh(self, reason: str = "manual") -> KeySet:
         """Fetch now, bypassing freshness (deploy hooks, readiness). Raises ``KeySetUnavailable`` on failure;
         the last good key set, if any, stays in use."""
         started = time.time()
-        keyset = self._refresh(reason, self.current(), force=True)
+        current = self.read_shared_keyset()
+        with self._fetch_lock() as won:
+            if won:
+                keyset = self._fetch_and_store(reason, self.read_shared_keyset() or current)
+            else:
+                keyset = self._wait_for_update(current, kid=None)
         if keyset is None or keyset.fetched_at < started:
             raise KeySetUnavailable(self.last_error or "the key set was not fetched", retry_after=self._retry_after())
         return keyset
@@ -248,33 +333,121 @@ class KeyProvider:
     def usable_keyset(self) -> KeySet:
         """A key set fit to verify with: fresh, or stale within ``JWKS_MAX_STALE`` while the issuer fails."""
         now = time.time()
-        keyset = self._keyset
-        if keyset is not None and self._l1_current(keyset, now):
-            self.stats["l1_hits"] += 1
-            self._refresh_ahead_if_due(keyset, now)
+        keyset = self._fresh_in_memory(now) or self._stale_in_memory(now)
+        if keyset is not None:
             return keyset
-        if keyset is not None and now < keyset.stale_until and time.monotonic() < self._stale_quiet_until:
-            self.stats["stale_served"] += 1
-            return keyset
-        keyset = self._adopt(self.cache.get(self.entry_key))
-        self.stats["l2_reads"] += 1
+        keyset = self.read_shared_keyset()
+        self._counts["l2_reads"] += 1
         if keyset is not None and now < keyset.fresh_until:
             self._refresh_ahead_if_due(keyset, now)
             return keyset
         keyset = self._refresh("cold" if keyset is None else "expired", keyset)
-        if keyset is not None and now < keyset.stale_until:
-            if now >= keyset.fresh_until:
-                # Like a fresh set, a stale one is served from memory until the next recheck: an issuer
-                # outage must not cost a cache round-trip per request (a new set still arrives by L2).
-                self.stats["stale_served"] += 1
-                self._stale_quiet_until = time.monotonic() + self.config.jwks_l1_recheck
-            return keyset
-        raise KeySetUnavailable(
-            f"no key set for {self.config.issuer}: {self.last_error or 'never fetched'}",
-            retry_after=self._retry_after(),
+        if keyset is None or now >= keyset.stale_until:
+            raise KeySetUnavailable(
+                f"no key set for {self.config.issuer}: {self.last_error or 'never fetched'}",
+                retry_after=self._retry_after(),
+            )
+        if now >= keyset.fresh_until:
+            # Like a fresh set, a stale one is served from memory until the next recheck: an issuer outage
+            # must not cost a cache round-trip per request (a new set still arrives by L2).
+            self._counts["stale_served"] += 1
+            self._stale_quiet_until = time.monotonic() + self.config.jwks_l1_recheck
+        return keyset
+
+    def counters(self) -> KeySetCounters:
+        """This process's counters for this issuer, now."""
+        return KeySetCounters(**self._counts)
+
+    @property
+    def cache_keys(self) -> tuple[str, ...]:
+        """Every key this provider uses in the shared cache: the entry first, then lock, cooldown, backoff,
+        failures and discovery."""
+        return (
+            self.entry_key,
+            self.lock_key,
+            self.cooldown_key,
+            self.backoff_key,
+            self.failures_key,
+            self.discovery_key,
         )
 
+    def status(self) -> KeyProviderStatus:
+        """What this process holds now, without any I/O (the readiness probe, metrics)."""
+        keyset = self._keyset
+        return self._status(keyset, self.config.jwks_url or (keyset.url if keyset else None), None, None)
+
+    def read_shared_status(self) -> KeyProviderStatus:
+        """What every process sees: reads the shared entry (made this process's own), the shared failure count
+        and backoff, and the discovered JWKS URL; never fetches (``manage.py jwtguard status``)."""
+        keyset = self.read_shared_keyset()
+        jwks_url = self.config.jwks_url or (keyset.url if keyset else None)
+        if jwks_url is None:
+            discovered = self.cache.get(self.discovery_key)
+            jwks_url = discovered if isinstance(discovered, str) else None
+        failures = self.cache.get(self.failures_key)
+        retry_at = self.cache.get(self.backoff_key)
+        return self._status(
+            keyset,
+            jwks_url,
+            failures if isinstance(failures, int) else 0,
+            retry_at if isinstance(retry_at, float) else None,
+        )
+
+    def forget(self) -> None:
+        """Drop this provider's shared entries (``cache_keys``) and its memory: the next use starts cold.
+
+        For tests (a later issuer may get the same URL) and operators; the counters keep counting.
+        """
+        for key in self.cache_keys:
+            self.cache.delete(key)
+        with self._adopt_lock:
+            self._keyset = None
+            self._checked_at = float("-inf")
+            self._stale_quiet_until = float("-inf")
+            self._ahead_for = None
+        self.last_error = None
+
     # -- L1 / L2 --------------------------------------------------------------------------------------
+
+    def _status(
+        self, keyset: KeySet | None, jwks_url: str | None, failures: int | None, retry_at: float | None
+    ) -> KeyProviderStatus:
+        config = self.config
+        return KeyProviderStatus(
+            issuer=config.issuer,
+            cache_alias=config.cache_alias,
+            cache_key=self.entry_key,
+            jwks_url=jwks_url,
+            discovered=not config.jwks_url,
+            discovery_url=config.discovery_url,
+            keyset_url=keyset.url if keyset else None,
+            fetched_at=keyset.fetched_at if keyset else None,
+            fresh_until=keyset.fresh_until if keyset else None,
+            stale_until=keyset.stale_until if keyset else None,
+            kids=_algorithms_by_kid(keyset),
+            etag=keyset.etag if keyset else None,
+            last_error=self.last_error,
+            failures=failures,
+            retry_at=retry_at,
+            counters=self.counters(),
+        )
+
+    def _fresh_in_memory(self, now: float) -> KeySet | None:
+        """L1 when it may answer without I/O: fresh and rechecked against L2 within ``JWKS_L1_RECHECK``."""
+        keyset = self._keyset
+        if keyset is None or not self._l1_current(keyset, now):
+            return None
+        self._counts["l1_hits"] += 1
+        self._refresh_ahead_if_due(keyset, now)
+        return keyset
+
+    def _stale_in_memory(self, now: float) -> KeySet | None:
+        """L1 past its freshness, while a stale set is served from memory (see ``usable_keyset``)."""
+        keyset = self._keyset
+        if keyset is None or now >= keyset.stale_until or time.monotonic() >= self._stale_quiet_until:
+            return None
+        self._counts["stale_served"] += 1
+        return keyset
 
     def _l1_current(self, keyset: KeySet, now: float) -> bool:
         return now < keyset.fresh_until and time.monotonic() - self._checked_at < self.config.jwks_l1_recheck
@@ -319,66 +492,98 @@ class KeyProvider:
 
     # -- refresh ---------------------------------------------------------------------------------------
 
-    def _refresh(
-        self, reason: str, current: KeySet | None, *, kid: str | None = None, force: bool = False
-    ) -> KeySet | None:
-        """Single-flight refresh; returns the best key set this process then has (possibly ``current``).
+    # -- refresh ---------------------------------------------------------------------------------------
 
-        For ``kid``, another process's fetch is waited for; if it lands without that kid it may have asked
-        the issuer before the kid was published, so this process then tries once more itself.
-        """
-        for attempt in (1, 2):
-            if not force and self.cache.get(self.backoff_key) is not None:
-                return current
-            token = uuid.uuid4().hex
-            if self.cache.add(self.lock_key, token, self._lock_timeout()):
-                try:
-                    # Another process may have finished a fetch between our read and our lock.
-                    shared = self._adopt(self.cache.get(self.entry_key))
-                    if (
-                        not force
-                        and shared is not None
-                        and (current is None or shared.fetched_at > current.fetched_at)
-                        and time.time() < shared.fresh_until
-                        and (kid is None or kid in shared.keys)
-                    ):
-                        return shared
-                    return self._fetch_and_store(reason, shared or current)
-                finally:
-                    if self.cache.get(self.lock_key) == token:
-                        self.cache.delete(self.lock_key)
-            if current is not None and kid is None and not force:
-                return current
-            waited = self._wait_for_update(current, kid)
-            if kid is None or waited is None or kid in waited.keys or attempt == 2:
-                return waited
-            current = waited
-        return current  # pragma: no cover - the loop always returns
+    @contextlib.contextmanager
+    def _fetch_lock(self) -> Iterator[bool]:
+        """The cluster-wide fetch lock, if free: yields True to the one process that holds it."""
+        token = uuid.uuid4().hex
+        if not self.cache.add(self.lock_key, token, self._lock_timeout()):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            # Released only by its owner: a lock that expired mid-fetch may be another process's by now.
+            if self.cache.get(self.lock_key) == token:
+                self.cache.delete(self.lock_key)
+
+    def _refresh(self, reason: str, current: KeySet | None) -> KeySet | None:
+        """Renew a cold, expired or ageing key set: one fetcher cluster-wide. The others keep serving
+        ``current``, or wait for the fetcher when they have nothing. Returns the best set this process then has."""
+        if self._backing_off():
+            return current
+        with self._fetch_lock() as won:
+            if won:
+                return self._fetch_unless_renewed(reason, current, kid=None)
+            return current if current is not None else self._wait_for_update(None, kid=None)
+
+    def _refresh_for_kid(self, kid: str, current: KeySet | None) -> KeySet | None:
+        """Refresh for a kid ``current`` lacks. Another process's fetch is waited for; if it lands without the
+        kid it may have asked the issuer before the kid was published, so this process then tries once more."""
+        keyset, waited = self._fetch_or_wait_for_kid(kid, current)
+        if waited and keyset is not None and kid not in keyset.keys:
+            keyset, _ = self._fetch_or_wait_for_kid(kid, keyset)
+        return keyset
+
+    def _fetch_or_wait_for_kid(self, kid: str, current: KeySet | None) -> tuple[KeySet | None, bool]:
+        """One try of ``_refresh_for_kid``: the key set it ends with, and whether it waited for another process."""
+        if self._backing_off():
+            return current, False
+        with self._fetch_lock() as won:
+            if won:
+                return self._fetch_unless_renewed("unknown_kid", current, kid=kid), False
+            return self._wait_for_update(current, kid), True
+
+    def _fetch_unless_renewed(self, reason: str, current: KeySet | None, *, kid: str | None) -> KeySet | None:
+        """Under the lock: fetch, unless another process renewed the shared entry between our read and our lock."""
+        shared = self.read_shared_keyset()
+        if (
+            shared is not None
+            and (current is None or shared.fetched_at > current.fetched_at)
+            and time.time() < shared.fresh_until
+            and (kid is None or kid in shared.keys)
+        ):
+            return shared
+        return self._fetch_and_store(reason, shared or current)
+
+    def _backing_off(self) -> bool:
+        """True while the shared backoff after failed fetches runs: nobody fetches then, except ``refresh()``."""
+        return self.cache.get(self.backoff_key) is not None
 
     def _refresh_for_unknown_kid(self, kid: str, keyset: KeySet) -> KeySet:
-        shared = self._adopt(self.cache.get(self.entry_key)) or keyset
+        """The best set for a kid ``keyset`` lacks: the shared entry first, then at most one refresh per cooldown
+        for the whole deployment."""
+        shared = self.read_shared_keyset() or keyset
         if kid in shared.keys:
             return shared
         cooldown = self.config.jwks_refresh_cooldown
         if cooldown > 0 and not self.cache.add(self.cooldown_key, _PENDING, cooldown):
-            if self.cache.get(self.cooldown_key) == _PENDING:
-                # Someone is fetching for an unknown kid right now: perhaps this very one.
-                return self._wait_for_update(shared, kid) or shared
-            # This window's fetch is over, perhaps since our look above: its key set is the answer.
-            shared = self._adopt(self.cache.get(self.entry_key)) or shared
-            if kid not in shared.keys:
-                self.stats["unknown_kid_refused"] += 1
-            return shared
+            return self._within_cooldown(kid, shared)
         started = time.monotonic()
         try:
-            return self._refresh("unknown_kid", shared, kid=kid) or shared
+            return self._refresh_for_kid(kid, shared) or shared
         finally:
             if cooldown > 0:
-                left = cooldown - (time.monotonic() - started)
-                if left > 0:
-                    self.cache.set(self.cooldown_key, _DONE, left)
-                else:
-                    self.cache.delete(self.cooldown_key)
+                self._end_cooldown_fetch(cooldown - (time.monotonic() - started))
+
+    def _within_cooldown(self, kid: str, shared: KeySet) -> KeySet:
+        """Another process opened this cooldown window: its fetch, or the set it left, is the answer."""
+        if self.cache.get(self.cooldown_key) == _PENDING:
+            # Someone is fetching for an unknown kid right now: perhaps this very one.
+            return self._wait_for_update(shared, kid) or shared
+        # This window's fetch is over, perhaps since our look above: its key set is the answer.
+        shared = self.read_shared_keyset() or shared
+        if kid not in shared.keys:
+            self._counts["unknown_kid_refused"] += 1
+        return shared
+
+    def _end_cooldown_fetch(self, left: float) -> None:
+        """Mark this window's fetch done (waiters stop waiting); the window itself lasts its full cooldown."""
+        if left > 0:
+            self.cache.set(self.cooldown_key, _DONE, left)
+        else:
+            self.cache.delete(self.cooldown_key)
 
     def _wait_for_update(self, current: KeySet | None, kid: str | None) -> KeySet | None:
         """Wait, bounded, for another process's fetch to land in the shared entry."""
@@ -429,6 +634,7 @@ class KeyProvider:
         return url
 
     def _fetch_and_store(self, reason: str, base: KeySet | None) -> KeySet | None:
+        """Fetch from the issuer and share the result; on failure arm the backoff and keep ``base``."""
         config = self.config
         started = time.monotonic()
         # One HTTP_TIMEOUT for discovery and key set together: no request waits on the issuer longer.
@@ -448,6 +654,12 @@ class KeyProvider:
         except FetchError as exc:
             return self._fetch_failed(reason, url, exc, base, time.monotonic() - started)
         duration = time.monotonic() - started
+        self._store(keyset)
+        self._fetched(reason, url, result.status, keyset, duration)
+        return keyset
+
+    def _store(self, keyset: KeySet) -> None:
+        """A fetched set becomes the shared entry and this process's L1; the failures and backoff end."""
         self.cache.set(self.entry_key, keyset.to_entry(), self._entry_timeout(keyset.fresh_for))
         self.cache.delete(self.backoff_key)
         self.cache.delete(self.failures_key)
@@ -455,28 +667,30 @@ class KeyProvider:
             self._keyset = keyset
             self._checked_at = time.monotonic()
         self.last_error = None
-        self.stats["fetches"] += 1
+
+    def _fetched(self, reason: str, url: str, status: int, keyset: KeySet, duration: float) -> None:
+        """Count, log and signal a successful fetch."""
+        self._counts["fetches"] += 1
         kids = sorted(keyset.keys)
         logger.info(
             "jwtguard: fetched key set of %s from %s (reason: %s) in %.0f ms: HTTP %d, kids %s, fresh for %.0fs",
-            config.issuer,
+            self.config.issuer,
             url,
             reason,
             duration * 1000,
-            result.status,
+            status,
             kids,
             keyset.fresh_for,
         )
         signals.jwks_fetched.send(
             sender=KeyProvider,
-            issuer=config.issuer,
+            issuer=self.config.issuer,
             url=url,
             reason=reason,
             duration=duration,
-            status=result.status,
+            status=status,
             kids=kids,
         )
-        return keyset
 
     def _keyset_from(self, result: FetchResult, base: KeySet | None) -> KeySet:
         ttl = self.config.jwks_cache_ttl
@@ -516,7 +730,7 @@ class KeyProvider:
         backoff = self._backoff(failures, have_keys=usable)
         self.cache.set(self.backoff_key, time.time() + backoff, backoff)
         self.last_error = exc.reason
-        self.stats["fetch_failures"] += 1
+        self._counts["fetch_failures"] += 1
         logger.warning(
             "jwtguard: fetching key set of %s (reason: %s) failed after %.0f ms: %s; %s; next try in %.0fs",
             self.config.issuer,
@@ -548,6 +762,14 @@ class KeyProvider:
         if isinstance(until, float):
             return max(1, int(until - time.time()) + 1)
         return max(1, int(self.config.http_timeout))
+
+
+def _algorithms_by_kid(keyset: KeySet | None) -> dict[str, tuple[str, ...]]:
+    if keyset is None:
+        return {}
+    return {
+        kid: tuple(sorted({alg for key in keys for alg in key.algorithms})) for kid, keys in sorted(keyset.keys.items())
+    }
 
 
 def _time_left(deadline: float, what: str) -> float:
@@ -585,3 +807,9 @@ def get_provider(config: IssuerConfig) -> KeyProvider:
 def _forget_providers() -> None:
     with _providers_lock:
         _providers.clear()
+
+
+def providers() -> list[KeyProvider]:
+    """This process's ``KeyProvider``s, one per issuer configuration used since the settings last changed."""
+    with _providers_lock:
+        return list(_providers.values())

@@ -1,6 +1,6 @@
 """Counters for dashboards and alerts, readable from Python: ``jwtguard.metrics.snapshot()``.
 
-Key-set counters are the ``stats`` of this process's ``KeyProvider``s, added up; rejections are counted
+Key-set counters are the ``KeySetCounters`` of this process's ``KeyProvider``s, added up; rejections are counted
 from the ``token_rejected`` signal (connected when this module is imported, which ``JWTGuardConfig.ready``
 does). Every number is per process and only grows, except that a change of settings (which only tests make)
 starts the key-set counters afresh. docs/operations.md shows how to export them with prometheus_client.
@@ -14,25 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jwtguard import jwks
+from jwtguard.jwks import KEYSET_COUNTERS, KeySetCounters
 from jwtguard.signals import token_rejected
 
-#: The ``KeyProvider.stats`` counters, in the order they are reported.
-KEYSET_COUNTERS = ("fetches", "fetch_failures", "stale_served", "l1_hits", "l2_reads", "unknown_kid_refused")
-
-
-@dataclass(frozen=True, kw_only=True)
-class KeySetCounters:
-    """The ``KeyProvider.stats`` counters (see ``KEYSET_COUNTERS``)."""
-
-    fetches: int = 0
-    fetch_failures: int = 0
-    stale_served: int = 0
-    l1_hits: int = 0
-    l2_reads: int = 0
-    unknown_kid_refused: int = 0
-
-    def counters(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in KEYSET_COUNTERS}
+__all__ = ["KEYSET_COUNTERS", "IssuerMetrics", "KeySetCounters", "Metrics", "reset_rejections", "snapshot"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,25 +58,20 @@ token_rejected.connect(_count_rejection, dispatch_uid="jwtguard.metrics.count_re
 
 def snapshot() -> Metrics:
     """This process's counters now: totals, rejections by code, and the key-set counters per issuer."""
-    with jwks._providers_lock:
-        providers = list(jwks._providers.values())
-    per_issuer: dict[str, Counter[str]] = {}
-    for provider in providers:
-        per_issuer.setdefault(provider.config.issuer, Counter()).update(_known(provider.stats))
-    totals: Counter[str] = Counter()
-    for counts in per_issuer.values():
-        totals.update(counts)
+    per_issuer: dict[str, KeySetCounters] = {}
+    for provider in jwks.providers():
+        status = provider.status()
+        per_issuer[status.issuer] = per_issuer.get(status.issuer, KeySetCounters()) + status.counters
+    totals = sum(per_issuer.values(), KeySetCounters())
     with _rejections_lock:
         rejections = dict(_rejections)
     return Metrics(
         rejections=rejections,
-        issuers=tuple(IssuerMetrics(issuer=issuer, **_known(counts)) for issuer, counts in sorted(per_issuer.items())),
-        **_known(totals),
+        issuers=tuple(
+            IssuerMetrics(issuer=issuer, **counts.counters()) for issuer, counts in sorted(per_issuer.items())
+        ),
+        **totals.counters(),
     )
-
-
-def _known(counts: Counter[str]) -> dict[str, int]:
-    return {name: counts[name] for name in KEYSET_COUNTERS}
 
 
 def reset_rejections() -> None:

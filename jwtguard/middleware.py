@@ -3,7 +3,7 @@
 A valid ``Authorization: Bearer <jwt>`` sets ``request.user`` (and ``request.auser``), ``request.auth`` and
 ``request.jwt``; an invalid one is answered here with a 401 (RFC 6750), a key-set outage with a 503; a request
 without a Bearer token passes on untouched. In async mode nothing blocks the event loop: the key comes from
-``KeyProvider.peek()`` when this process holds it, else ``get_key()`` runs in a worker thread.
+``KeyProvider.get_key_nowait()`` when this process holds it, else ``get_key()`` runs in a worker thread.
 """
 
 from __future__ import annotations

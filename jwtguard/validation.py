@@ -274,7 +274,7 @@ class TokenValidator:
             parsed = self.parse(raw)
             config, kid, alg = self.route(parsed)
             provider = self.provider(config)
-            key = provider.peek(kid, alg) if local else provider.get_key(kid, alg)
+            key = provider.get_key_nowait(kid, alg) if local else provider.get_key(kid, alg)
             if key is None:
                 return None
             token = self.verify(parsed, config, key)
@@ -301,7 +301,7 @@ class TokenValidator:
         config = token.issuer
         try:
             provider = self.provider(config)
-            key = provider.peek(entry.kid, entry.alg) if local else provider.get_key(entry.kid, entry.alg)
+            key = provider.get_key_nowait(entry.kid, entry.alg) if local else provider.get_key(entry.kid, entry.alg)
             if key is None and local:
                 return None  # L1 is due for its recheck (or lacks the kid): undecided, the entry stays
             if key is not entry.key:

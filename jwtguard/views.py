@@ -17,7 +17,7 @@ from django.views.decorators.http import require_safe
 
 from jwtguard.conf import IssuerConfig, get_settings
 from jwtguard.exceptions import KeySetUnavailable
-from jwtguard.jwks import KeySet, get_provider
+from jwtguard.jwks import get_provider
 
 logger = logging.getLogger("jwtguard")
 
@@ -41,7 +41,7 @@ def issuer_readiness(config: IssuerConfig) -> dict[str, Any]:
     provider = get_provider(config)
     report: dict[str, Any] = {"issuer": config.issuer, "cache_alias": config.cache_alias}
     try:
-        keyset = provider.usable_keyset()
+        provider.usable_keyset()
     except KeySetUnavailable as exc:
         logger.info("jwtguard: not ready for %s: %s", config.issuer, exc.reason)
         return {**report, "ready": False, "state": "unavailable", "error": provider.last_error or exc.reason}
@@ -49,19 +49,5 @@ def issuer_readiness(config: IssuerConfig) -> dict[str, Any]:
         # Never a 500 from a probe: whatever went wrong, this issuer is not ready.
         logger.exception("jwtguard: readiness check for %s failed", config.issuer)
         return {**report, "ready": False, "state": "error", "error": "unexpected error (see the jwtguard log)"}
-    return {**report, "ready": True, **describe_keyset(keyset, time.time())}
-
-
-def describe_keyset(keyset: KeySet, now: float) -> dict[str, Any]:
-    """Age, freshness and kids of a key set, as plain data (the probe and ``manage.py jwtguard status``)."""
-    state = "fresh" if now < keyset.fresh_until else "stale" if now < keyset.stale_until else "expired"
-    return {
-        "state": state,
-        "jwks_url": keyset.url,
-        "age_seconds": round(max(0.0, now - keyset.fetched_at), 1),
-        "fresh_for_seconds": round(max(0.0, keyset.fresh_until - now), 1),
-        "usable_for_seconds": round(max(0.0, keyset.stale_until - now), 1),
-        "kids": {
-            kid: sorted({alg for key in keys for alg in key.algorithms}) for kid, keys in sorted(keyset.keys.items())
-        },
-    }
+    # What this process now holds, without another look at the shared cache (a probe must not wait on it).
+    return {**report, "ready": True, **provider.status().describe(time.time())}

@@ -7,6 +7,8 @@ processes (``tests/workers.py``) on a real Redis.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import logging
 import threading
@@ -14,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -192,7 +195,7 @@ class TestSteadyState:
         for _ in range(100):
             validate_token(issuer.mint())
         assert calls == Counter()
-        assert provider.stats["l1_hits"] >= 100
+        assert provider.counters().l1_hits >= 100
 
     def test_other_processes_use_the_shared_entry(self, make: Make, issuer: FakeIssuer, shared_cache: str) -> None:
         provider = make()
@@ -266,7 +269,7 @@ class TestUnknownKid:
             with pytest.raises(UnknownKeyId):
                 validate_token(forged(issuer))
         assert issuer.jwks_requests == 2
-        assert provider.stats["unknown_kid_refused"] == 499
+        assert provider.counters().unknown_kid_refused == 499
         validate_token(issuer.mint())
 
     def test_the_cooldown_is_cluster_wide(self, make: Make, issuer: FakeIssuer, shared_cache: str) -> None:
@@ -340,7 +343,7 @@ class TestUnknownKid:
 
         def a_goes_on() -> None:
             time.sleep(0.3)
-            a._refresh("unknown_kid", a._keyset, kid=new.kid)
+            a._refresh_for_kid(new.kid, a._keyset)
             a.cache.set(a.cooldown_key, "done", 30)
 
         going_on = threading.Thread(target=a_goes_on)
@@ -442,7 +445,7 @@ class TestIssuerFailures:
         validate_token(issuer.mint())  # stale, but served
         assert time.monotonic() - started < HTTP_TIMEOUT + MARGIN
         assert provider.cache.get(provider.entry_key) == before
-        assert provider.stats["stale_served"] >= 1
+        assert provider.counters().stale_served >= 1
 
     def test_warm_connection_refused_keeps_the_cached_set(self, make: Make, issuer: FakeIssuer) -> None:
         make(JWKS_CACHE_TTL=1)
@@ -525,7 +528,7 @@ class TestIssuerFailures:
         time.sleep(0.55)
         validate_token(issuer.mint())
         assert provider.usable_keyset().fetched_at == fresh.fetched_at
-        assert provider.stats["fetches"] == 1
+        assert provider.counters().fetches == 1
 
     def test_refresh_raises_when_the_fetch_fails_and_the_old_set_stays(self, make: Make, issuer: FakeIssuer) -> None:
         provider = make()
@@ -672,8 +675,8 @@ class TestConditionalGet:
         # Another process adopts the renewed entry without parsing it either: same document, same keys.
         other = another_process(provider)
         other._keyset = first
-        assert other.current() is not None
-        assert other.current().fetched_at == renewed.fetched_at  # type: ignore[union-attr]
+        assert other.read_shared_keyset() is not None
+        assert other.read_shared_keyset().fetched_at == renewed.fetched_at  # type: ignore[union-attr]
         assert parses == []
 
     def test_a_changed_set_is_fetched_whole(self, make: Make, issuer: FakeIssuer, sent: list[Any]) -> None:
@@ -732,7 +735,7 @@ class TestRefreshAhead:
         provider = make(JWKS_CACHE_TTL=2, JWKS_L1_RECHECK=60)
         first = provider.usable_keyset()
         time.sleep(2 * jwks.REFRESH_AHEAD_AT + 0.05)
-        assert provider.peek(issuer.signing_key.kid, "RS256") is not None
+        assert provider.get_key_nowait(issuer.signing_key.kid, "RS256") is not None
         wait_for(lambda: provider.cache.get(provider.entry_key)["fetched_at"] > first.fetched_at)
         assert fetches(sent) == ["cold", "refresh_ahead"]
 
@@ -839,6 +842,262 @@ class TestObservability:
         assert failed.startswith(f"jwtguard: fetching key set of {issuer.issuer} (reason: expired) failed after ")
         assert "HTTP 500" in failed
         assert "serving the last good key set; next try in 1s" in failed
+
+
+# -- the public surface, and nobody else reaching past it -------------------------------------------------
+
+
+class TestPublicSurface:
+    def test_status_is_what_this_process_holds_without_any_io(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        provider = make()
+        keyset = provider.usable_keyset()
+        calls: Counter[str] = Counter()
+        for name in ("get", "set", "add", "delete"):
+            real = getattr(provider.cache, name)
+            monkeypatch.setattr(
+                provider.cache, name, lambda *a, _real=real, _name=name: calls.update([_name]) or _real(*a)
+            )
+        status = provider.status()
+        assert calls == Counter()
+        assert (status.issuer, status.cache_alias, status.cache_key) == (issuer.issuer, "default", provider.entry_key)
+        assert (status.jwks_url, status.discovered, status.keyset_url) == (issuer.jwks_url, False, issuer.jwks_url)
+        assert (status.fetched_at, status.fresh_until, status.stale_until) == (
+            keyset.fetched_at,
+            keyset.fresh_until,
+            keyset.stale_until,
+        )
+        assert status.kids == {issuer.signing_key.kid: ("RS256",)}
+        assert (status.failures, status.retry_at, status.last_error) == (None, None, None)
+        assert status.counters == jwks.KeySetCounters(fetches=1, l2_reads=1)
+        assert status.state(keyset.fresh_until - 1) == "fresh"
+        assert status.state(keyset.fresh_until) == "stale"
+        assert status.state(keyset.stale_until) == "expired"
+
+    def test_read_shared_status_is_what_every_process_sees(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        other = another_process(provider)
+        assert other.read_shared_status().state(time.time()) == "none"
+        keyset = provider.usable_keyset()
+        seen = other.read_shared_status()
+        assert (seen.fetched_at, seen.failures, seen.retry_at) == (keyset.fetched_at, 0, None)
+        assert other.status().fetched_at == keyset.fetched_at, "the shared entry is now the other's L1 too"
+        issuer.fault = Fault(status=503)
+        with pytest.raises(KeySetUnavailable):
+            provider.refresh()
+        failed = other.read_shared_status()
+        assert failed.failures == 1
+        assert (failed.retry_at or 0) > time.time()
+        assert failed.last_error is None, "last_error is this process's own; the failure happened in another"
+        assert "503" in (provider.status().last_error or "")
+        assert issuer.jwks_requests == 2
+
+    def test_a_discovered_url_is_known_to_the_shared_status(
+        self, issuer: FakeIssuer, configure: Callable[..., None]
+    ) -> None:
+        configure(issuer, JWKS_URL=None)
+        provider = get_provider(get_settings().issuers[0])
+        before = provider.read_shared_status()
+        assert (before.jwks_url, before.discovered) == (None, True)
+        assert before.discovery_url == issuer.url + "/.well-known/openid-configuration"
+        provider.refresh()
+        jwks._forget_providers()
+        assert get_provider(get_settings().issuers[0]).read_shared_status().jwks_url == issuer.jwks_url
+
+    def test_describe_is_plain_data(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        keyset = provider.usable_keyset()
+        described = provider.status().describe(keyset.fetched_at + 10)
+        assert json.loads(json.dumps(described)) == {
+            "state": "fresh",
+            "jwks_url": issuer.jwks_url,
+            "age_seconds": 10.0,
+            "fresh_for_seconds": round(keyset.fresh_for - 10, 1),
+            "usable_for_seconds": round(keyset.fresh_for + keyset.max_stale - 10, 1),
+            "kids": {issuer.signing_key.kid: ["RS256"]},
+        }
+        assert another_process(provider).status().describe(time.time()) == {"state": "none", "kids": {}}
+
+    def test_cache_keys_are_every_key_the_provider_writes(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        provider = make(JWKS_URL=None, JWKS_REFRESH_COOLDOWN=30)
+        written: set[str] = set()
+        for name in ("set", "add"):
+            real = getattr(provider.cache, name)
+            monkeypatch.setattr(provider.cache, name, lambda key, *a, _real=real: written.add(key) or _real(key, *a))
+        provider.usable_keyset()
+        issuer.add_key()
+        with pytest.raises(UnknownKeyId):
+            provider.get_key("nobody-published-this", "RS256")  # the lock and the cooldown
+        issuer.fault = Fault(status=500)
+        with pytest.raises(KeySetUnavailable):
+            provider.refresh()  # the failure count and the backoff
+        assert written == set(provider.cache_keys)
+        assert provider.cache_keys[0] == provider.status().cache_key
+        assert len(provider.cache_keys) == 6
+
+    def test_forget_drops_the_shared_entries_and_the_memory(
+        self, make: Make, issuer: FakeIssuer, shared_cache: str
+    ) -> None:
+        provider = make()
+        provider.usable_keyset()
+        issuer.fault = Fault(status=500)
+        with pytest.raises(KeySetUnavailable):
+            provider.refresh()
+        assert any(caches["default"].get(key) is not None for key in provider.cache_keys)
+        provider.forget()
+        assert [caches["default"].get(key) for key in provider.cache_keys] == [None] * 6
+        assert provider.status().fetched_at is None
+        assert provider.status().last_error is None
+        issuer.fault = None
+        provider.usable_keyset()
+        assert issuer.jwks_requests == 3, "forgotten: the next use fetches, with no backoff in the way"
+        assert provider.counters().fetches == 2, "the counters keep counting"
+
+    def test_providers_lists_this_process_providers(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        assert jwks.providers() == [provider]
+        jwks._forget_providers()
+        assert jwks.providers() == []
+
+    def test_counters_add_up_field_by_field(self) -> None:
+        total = jwks.KeySetCounters(fetches=1, l1_hits=2) + jwks.KeySetCounters(fetches=3, unknown_kid_refused=1)
+        assert total == jwks.KeySetCounters(fetches=4, l1_hits=2, unknown_kid_refused=1)
+        assert list(total.counters()) == list(jwks.KEYSET_COUNTERS)
+        assert tuple(f.name for f in dataclasses.fields(jwks.KeySetCounters)) == jwks.KEYSET_COUNTERS
+
+
+PACKAGE = Path(jwks.__file__).resolve().parent
+#: The cache keys the issue names; read from jwks.py too, so a new one is covered without editing this list.
+NAMED_CACHE_KEYS = {"entry_key", "lock_key", "cooldown_key", "backoff_key", "failures_key", "discovery_key"}
+
+
+def _key_provider_class() -> ast.ClassDef:
+    tree = ast.parse(Path(jwks.__file__).read_text())
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "KeyProvider"]
+    return cls
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("__")
+
+
+def key_provider_private_names() -> frozenset[str]:
+    """The underscore names KeyProvider defines: its methods and its ``self._x`` attributes."""
+    names = set()
+    for node in ast.walk(_key_provider_class()):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_private(node.name):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and ast.unparse(node.value) == "self" and _is_private(node.attr):
+            names.add(node.attr)
+    return frozenset(names)
+
+
+def key_provider_cache_key_names() -> frozenset[str]:
+    """The ``self.<name>_key`` attributes KeyProvider sets: the names of its cache keys."""
+    return frozenset(
+        node.attr
+        for node in ast.walk(_key_provider_class())
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and ast.unparse(node.value) == "self"
+        and node.attr.endswith("_key")
+    )
+
+
+def _jwks_module_names(tree: ast.AST) -> tuple[set[str], list[str]]:
+    """The names bound to the jwks module in ``tree``, and the private names imported from it."""
+    names = {"jwtguard.jwks"}
+    imported: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.asname for alias in node.names if alias.name == "jwtguard.jwks" and alias.asname)
+        elif isinstance(node, ast.ImportFrom):
+            if (node.module or "").split(".")[-1] == "jwks":
+                imported += [f"line {node.lineno}: imports {a.name}" for a in node.names if _is_private(a.name)]
+            elif node.module == "jwtguard" or (node.level and node.module is None):
+                names.update(alias.asname or alias.name for alias in node.names if alias.name == "jwks")
+    return names, imported
+
+
+def reaches_into_key_provider(source: str, private: frozenset[str], keys: frozenset[str]) -> list[str]:
+    """Where ``source`` touches KeyProvider's private state or a cache key by name (empty when it does not)."""
+    tree = ast.parse(source)
+    module_names, problems = _jwks_module_names(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            owner, name = ast.unparse(node.value), node.attr
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            owner, name = ast.unparse(node.args[0]), node.args[1].value
+        else:
+            continue
+        # A class's own ``self._x`` is its business; anything else's ``_x`` that KeyProvider defines is not.
+        private_of_provider = _is_private(name) and name in private and owner not in ("self", "cls")
+        if name in keys or private_of_provider or (_is_private(name) and owner in module_names):
+            problems.append(f"line {node.lineno}: {owner}.{name}")
+    return problems
+
+
+class TestNobodyReachesIntoKeyProvider:
+    """Issue 12: outside jwks.py, the package uses KeyProvider through its public surface only."""
+
+    private = key_provider_private_names()
+    keys = key_provider_cache_key_names()
+
+    def test_the_rule_knows_what_to_look_for(self) -> None:
+        assert {"_keyset", "_adopt", "_refresh", "_checked_at"} <= self.private
+        assert self.keys >= NAMED_CACHE_KEYS
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "from jwtguard import jwks\nproviders = list(jwks._providers.values())",
+            "import jwtguard.jwks\nwith jwtguard.jwks._providers_lock:\n    pass",
+            "from jwtguard import jwks as j\nj._forget_providers()",
+            "from jwtguard.jwks import _providers",
+            "from .jwks import _is_entry",
+            "def f(provider):\n    return provider._keyset",
+            "def f(validator, config):\n    validator.provider(config)._checked_at = 0",
+            "def f(provider):\n    return getattr(provider, '_keyset')",
+            "def f(provider):\n    return [provider.entry_key, provider.lock_key]",
+            "def f(cache, p):\n    cache.delete(p.discovery_key)",
+            "def f(p):\n    return getattr(p, 'failures_key')",
+        ],
+    )
+    def test_it_catches_a_module_that_does(self, source: str) -> None:
+        assert reaches_into_key_provider(source, self.private, self.keys)
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "class Validator:\n    def provider(self):\n        return self._providers",
+            "def f(provider):\n    return provider.status().cache_key, provider.cache_keys, provider.forget()",
+            "from jwtguard import jwks\nfor provider in jwks.providers():\n    provider.counters().fetches",
+            "from jwtguard.jwks import get_provider, KeyProviderStatus",
+            "def f(other):\n    return other._private_of_its_own",
+        ],
+    )
+    def test_it_lets_the_public_surface_through(self, source: str) -> None:
+        assert reaches_into_key_provider(source, self.private, self.keys) == []
+
+    def test_no_module_of_the_package_but_jwks_does(self) -> None:
+        modules = sorted(path for path in PACKAGE.rglob("*.py") if path.name != "jwks.py" or path.parent != PACKAGE)
+        assert PACKAGE / "metrics.py" in modules
+        found = {
+            str(path.relative_to(PACKAGE)): problems
+            for path in modules
+            if (problems := reaches_into_key_provider(path.read_text(), self.private, self.keys))
+        }
+        assert found == {}
 
 
 # -- several OS processes on a real Redis ---------------------------------------------------------------------

@@ -76,7 +76,7 @@ class TestRefreshThenStatus:
         issuer = jwtguard_settings
         run("refresh")
         issuer.fault = Fault(status=503)
-        with time_machine.travel(get_provider(get_settings().issuers[0]).current().fresh_until + 5):  # type: ignore[union-attr]
+        with time_machine.travel(get_provider(get_settings().issuers[0]).read_shared_keyset().fresh_until + 5):  # type: ignore[union-attr]
             with pytest.raises(CommandError):
                 run("refresh")
             status = run("status")

@@ -52,7 +52,7 @@ def test_fetches_and_l1_hits(jwtguard_settings: FakeIssuer) -> None:
 
 
 def test_l1_hits_of_the_async_path_count_too(jwtguard_settings: FakeIssuer) -> None:
-    # The async middleware asks TokenValidator.validate_local(), which reads L1 through KeyProvider.peek().
+    # The async middleware asks TokenValidator.validate_local(), which reads L1 through KeyProvider.get_key_nowait().
     from jwtguard.validation import get_validator
 
     validate_token(jwtguard_settings.mint())
@@ -79,7 +79,7 @@ def test_rejections_by_code(jwtguard_settings: FakeIssuer) -> None:
 
 def test_failures_and_stale_served(jwtguard_settings: FakeIssuer) -> None:
     validate_token(jwtguard_settings.mint())
-    keyset = get_provider(get_settings().issuers[0]).current()
+    keyset = get_provider(get_settings().issuers[0]).read_shared_keyset()
     assert keyset is not None
     token = jwtguard_settings.mint(expires_in=7200)
     jwtguard_settings.stop()

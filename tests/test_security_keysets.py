@@ -82,7 +82,7 @@ class Warm:
 
     def refresh_keeps_the_set(self, log: pytest.LogCaptureFixture, reason: str) -> None:
         """Force a refresh against the now hostile issuer: the same set comes back, the log says why."""
-        before = self.provider.current()
+        before = self.provider.read_shared_keyset()
         assert before is not None
         log.clear()
         started = time.monotonic()
@@ -90,7 +90,7 @@ class Warm:
             self.provider.refresh("security-test")
         assert time.monotonic() - started < TIMEOUT + MARGIN
         assert reason in refused.value.reason
-        after = self.provider.current()
+        after = self.provider.read_shared_keyset()
         assert after is not None
         assert after.fetched_at == before.fetched_at
         assert after.keys == before.keys
@@ -172,7 +172,7 @@ class TestDeeplyNestedKeySets:
         warm.refresh_keeps_the_set(log, "nested deeper than")
         assert "failed on set" not in log.text
         entry = caches["default"].get(warm.provider.entry_key)
-        current = warm.provider.current()
+        current = warm.provider.read_shared_keyset()
         assert entry is not None
         assert current is not None
         assert entry["fetched_at"] == current.fetched_at
@@ -351,7 +351,7 @@ class TestSlowLoris:
         with ScriptedServer({"/jwks": raw(head, interval=0.05)}) as server:
             settings.JWTGUARD = {**settings.JWTGUARD, "JWKS_URL": f"{server.url}/jwks"}
             slow = Warm(warm.issuer, provider())
-            held = warm.provider.current()
+            held = warm.provider.read_shared_keyset()
             assert held is not None
             slow.provider.cache.set(slow.provider.entry_key, held.to_entry(), 600)
             slow.refresh_keeps_the_set(log, "no complete answer within")

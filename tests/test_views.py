@@ -68,7 +68,7 @@ def test_no_key_set_and_the_issuer_down_is_503(jwtguard_settings: FakeIssuer, cl
 def probe_then_stop(client: Client, issuer: FakeIssuer) -> KeySet:
     """Ready once, then the issuer goes down; returns the key set the probe obtained."""
     assert probe(client)[0] == 200
-    keyset = get_provider(get_settings().issuers[0]).current()
+    keyset = get_provider(get_settings().issuers[0]).read_shared_keyset()
     assert keyset is not None
     issuer.stop()
     return keyset

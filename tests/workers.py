@@ -14,7 +14,7 @@ import queue
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: How long the test waits for a worker's answer before calling the run broken.
@@ -143,7 +143,7 @@ def _state(arg: dict[str, Any], barrier: Any) -> dict[str, Any]:
         "l1_kids": None if l1 is None else sorted(l1.keys),
         "l2_fetched_at": entry.get("fetched_at") if isinstance(entry, dict) else None,
         "cache_down": provider.cache.is_down,
-        "stats": dict(provider.stats),
+        "stats": asdict(provider.counters()),
     }
 
 

@@ -12,7 +12,6 @@ the fixtures only.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -81,23 +80,11 @@ def forget_cached_keys() -> None:
     A test cache (LocMemCache, a shared Redis) outlives the test, and a later issuer may get the same
     port, hence the same JWKS URL: its test must not start with the previous issuer's keys.
     """
-    from django.core.cache import caches
-
     from jwtguard.conf import get_settings
     from jwtguard.jwks import get_provider
 
     for config in get_settings().issuers:
-        provider = get_provider(config)
-        keys = [
-            provider.entry_key,
-            provider.lock_key,
-            provider.cooldown_key,
-            provider.backoff_key,
-            provider.failures_key,
-            provider.discovery_key,
-        ]
-        with contextlib.suppress(Exception):  # a cache that is down holds nothing to forget
-            caches[config.cache_alias].delete_many(keys)
+        get_provider(config).forget()
 
 
 def _point_jwtguard_at(request: pytest.FixtureRequest, value: dict[str, Any]) -> Callable[[], None]:

@@ -14,9 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
-from jwtguard.jwks import KeyProvider, get_provider
+from jwtguard.jwks import KeyProviderStatus, get_provider
 from jwtguard.validation import get_validator, parse
-from jwtguard.views import describe_keyset
 
 #: Claims holding NumericDate times, shown as dates by ``inspect``.
 TIME_CLAIMS = ("exp", "nbf", "iat", "auth_time")
@@ -94,23 +93,18 @@ class Command(BaseCommand):
         failed = []
         for config in issuers:
             provider = get_provider(config)
-            started = time.time()
             try:
                 keyset = provider.refresh("manage.py jwtguard refresh")
             except KeySetUnavailable as exc:
-                keyset, error = None, provider.last_error or exc.reason
-            else:
-                # refresh() hands back the last good key set when the fetch fails: that is no refresh.
-                error = provider.last_error or "the key set was not fetched"
-            if keyset is None or keyset.fetched_at < started:
+                # refresh() raises unless this very call got a new key set: the last good one is no refresh.
                 failed.append(config.issuer)
-                self.stderr.write(f"{config.issuer}: refresh FAILED: {error}")
+                self.stderr.write(f"{config.issuer}: refresh FAILED: {provider.last_error or exc.reason}")
                 continue
             kids = ", ".join(sorted(keyset.keys))
             self.stdout.write(
                 self.style.SUCCESS(
                     f"{config.issuer}: refreshed from {keyset.url}: kids {kids}; fresh for {keyset.fresh_for:.0f}s, "
-                    f"shared as {provider.entry_key!r} in cache {config.cache_alias!r}"
+                    f"shared as {provider.status().cache_key!r} in cache {config.cache_alias!r}"
                 )
             )
         if failed:
@@ -153,19 +147,18 @@ class Command(BaseCommand):
 
 def issuer_status(config: IssuerConfig) -> dict[str, Any]:
     """What ``status`` shows for one issuer, as plain data: the shared entry as every process sees it."""
-    provider = get_provider(config)
-    keyset = provider.current()
+    status = get_provider(config).read_shared_status()
     report: dict[str, Any] = {
         "issuer": config.issuer,
-        "jwks_url": _jwks_url(config, provider, keyset.url if keyset else None),
+        "jwks_url": _jwks_url(status),
         "cache_alias": config.cache_alias,
         "cache_backend": _backend_name(config.cache_alias),
-        "cache_key": provider.entry_key,
-        "last_fetch": _last_fetch(provider, keyset.fetched_at if keyset else None),
+        "cache_key": status.cache_key,
+        "last_fetch": _last_fetch(status),
     }
-    if keyset is None:
+    if status.fetched_at is None:
         return {**report, "state": "none", "kids": {}, "etag": None}
-    return {**describe_keyset(keyset, time.time()), **report, "fetched_at": keyset.fetched_at, "etag": keyset.etag}
+    return {**status.describe(time.time()), **report, "fetched_at": status.fetched_at, "etag": status.etag}
 
 
 def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConfig]:
@@ -186,15 +179,10 @@ def _read_token(value: str) -> str:
     return raw
 
 
-def _jwks_url(config: IssuerConfig, provider: KeyProvider, fetched_from: str | None) -> str:
-    if config.jwks_url:
-        return config.jwks_url
-    if fetched_from:
-        return f"{fetched_from} (discovered)"
-    discovered = provider.cache.get(provider.discovery_key)
-    if isinstance(discovered, str):
-        return f"{discovered} (discovered)"
-    return f"not yet discovered (from {config.discovery_url})"
+def _jwks_url(status: KeyProviderStatus) -> str:
+    if status.jwks_url is None:
+        return f"not yet discovered (from {status.discovery_url})"
+    return f"{status.jwks_url} (discovered)" if status.discovered else status.jwks_url
 
 
 def _backend_name(alias: str) -> str:
@@ -205,19 +193,17 @@ def _backend_name(alias: str) -> str:
     return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
 
-def _last_fetch(provider: KeyProvider, fetched_at: float | None) -> str:
+def _last_fetch(status: KeyProviderStatus) -> str:
     """From the shared counters, so it tells what any process last saw, not only this one."""
-    failures = provider.cache.get(provider.failures_key)
-    retry_at = provider.cache.get(provider.backoff_key)
-    if isinstance(failures, int) and failures > 0:
-        line = f"FAILED {failures} time(s) in a row"
-        if provider.last_error:
-            line += f": {provider.last_error}"
-        if isinstance(retry_at, float):
-            line += f"; next try after {_when(retry_at)}"
+    if status.failures:
+        line = f"FAILED {status.failures} time(s) in a row"
+        if status.last_error:
+            line += f": {status.last_error}"
+        if status.retry_at is not None:
+            line += f"; next try after {_when(status.retry_at)}"
         return line
-    if fetched_at is not None:
-        return f"succeeded at {_when(fetched_at)}"
+    if status.fetched_at is not None:
+        return f"succeeded at {_when(status.fetched_at)}"
     return "never fetched"
 
 
