@@ -1,6 +1,6 @@
 """Hostile tokens: RFC 8725 (JWT BCP) and the known JWT attacks, each refused with its documented answer.
 
-Every case goes through every door (the DRF class, and the middleware sync and async: ``tests/doors.py``)
+Every case goes through every door (the DRF class, and the middleware sync and async: ``tests/support/doors.py``)
 and must get the same 401 with the exact detail and a specific code, never a 500; and the issuer must get
 no more JWKS requests than the case needs (0 when the token is refused before its key is looked up).
 docs/security.md maps each RFC 8725 item and attack to the tests here.
@@ -40,9 +40,10 @@ from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
 from jwtguard.validation import TokenValidator
 from tests.conftest import real_redis_cache, require_real_redis
-from tests.doors import ACCEPTED, Outcome, outcomes
-from tests.forgery import run_worker
-from tests.keypool import reset, use_key_pool
+from tests.support.doors import ACCEPTED, Outcome, outcomes
+from tests.support.forgery import run_worker
+from tests.support.keypool import reset, use_key_pool
+from tests.support.tokens import b64, unb64
 
 Configure = Callable[..., None]
 
@@ -60,14 +61,6 @@ OMIT = object()
 
 
 # -- token making -------------------------------------------------------------------------------------------
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def as_json(value: Any) -> bytes:

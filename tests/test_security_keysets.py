@@ -7,7 +7,6 @@ log, that genuine tokens still validate, and that nobody else was asked. Cold ca
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -23,9 +22,10 @@ from jwtguard import exceptions, validate_token
 from jwtguard.conf import get_settings
 from jwtguard.jwks import MAX_KEYS, KeyProvider, get_provider
 from jwtguard.testing import FakeIssuer, Fault, SigningKey, generate_key
-from tests.doors import ACCEPTED, Outcome, outcomes
-from tests.keypool import reset, use_key_pool
-from tests.rawhttp import ScriptedServer, answer, raw
+from tests.support.doors import ACCEPTED, Outcome, outcomes
+from tests.support.keypool import reset, use_key_pool
+from tests.support.rawhttp import ScriptedServer, answer, raw
+from tests.support.tokens import b64
 
 Configure = Callable[..., None]
 UNAVAILABLE = Outcome(503, "signing keys unavailable — the token is not at fault", "jwks_unavailable")
@@ -34,10 +34,6 @@ TIMEOUT = 1.0
 #: What "within the deadline" allows beyond HTTP_TIMEOUT on a shared, busy 2-core machine.
 MARGIN = 1.0
 SMALL_CAP = 4096
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @pytest.fixture(autouse=True)
