@@ -35,7 +35,7 @@ from jwtguard.fetch import (
 )
 from jwtguard.testing import FakeIssuer, Fault
 from jwtguard.testing.issuer import DISCOVERY_PATH, JWKS_PATH
-from tests.conftest import free_port
+from tests.support.loopback import free_port
 from tests.support.rawhttp import ScriptedServer, answer, hang, json_answer, raw
 
 CAP = 256 * 1024

@@ -32,7 +32,7 @@ from jwtguard.exceptions import (
 )
 from jwtguard.jwks import KeyProvider, get_provider, parse_jwks
 from jwtguard.testing import FakeIssuer, Fault, generate_key
-from tests.conftest import RedisServer, real_redis_cache, require_real_redis
+from tests.support.loopback import RedisServer, real_redis_cache, require_real_redis
 from tests.support.rawhttp import ScriptedServer, delayed, json_answer
 from tests.support.workers import Cluster, totals
 

@@ -39,10 +39,10 @@ from jwtguard.conf import get_settings, parse_settings
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
 from jwtguard.validation import TokenValidator
-from tests.conftest import real_redis_cache, require_real_redis
 from tests.support.doors import ACCEPTED, Outcome, outcomes
 from tests.support.forgery import run_worker
 from tests.support.keypool import KeyPool, reset
+from tests.support.loopback import real_redis_cache, require_real_redis
 from tests.support.tokens import b64, unb64
 
 Configure = Callable[..., None]
