@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_real_redis
+from tests.support.loopback import require_real_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS, REQUESTS = 2, 2

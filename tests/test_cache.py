@@ -12,7 +12,7 @@ from django.core.cache.backends.base import BaseCache
 
 from jwtguard import cache as cache_module
 from jwtguard.cache import SharedCache
-from tests.conftest import RedisServer
+from tests.support.loopback import RedisServer
 
 CALLS: list[str] = []
 

@@ -14,7 +14,7 @@ from django.core.management.base import SystemCheckError
 
 from jwtguard import checks
 from jwtguard.checks import CHECK_IDS, check_settings
-from tests.conftest import real_redis_cache
+from tests.support.loopback import real_redis_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {

@@ -15,8 +15,8 @@ from jwtguard.edge import INSUFFICIENT_SCOPE
 from jwtguard.exceptions import KEYS_UNAVAILABLE, NOT_PRESENT
 from jwtguard.testing import FakeIssuer
 from jwtguard.validation import TokenValidator
-from tests import protected_views
-from tests.protected_views import STACK, assert_refused, call
+from tests.support import protected_views
+from tests.support.protected_views import STACK, assert_refused, call, scope_challenge
 
 MODES = ["wsgi", "asgi"]
 # method_decorator wraps async methods only from Django 5.0 on; on 4.2 Django itself cannot serve that view.
@@ -34,10 +34,6 @@ def stack(request: pytest.FixtureRequest, settings: Any) -> str:
     settings.MIDDLEWARE = STACK if request.param == "with-middleware" else []
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
     return str(request.param)
-
-
-def scope_challenge(scope: str) -> str:
-    return f'Bearer realm="api", error="insufficient_scope", scope="{scope}"'
 
 
 @pytest.mark.parametrize("mode", MODES)

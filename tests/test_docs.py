@@ -26,7 +26,7 @@ from jwtguard.checks import check_settings
 from jwtguard.conf import GLOBAL_DEFAULTS, ISSUER_DEFAULTS, get_settings, parse_settings, reset
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer
-from tests.conftest import redis_answers
+from tests.support.loopback import redis_answers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RECIPE_PAGES = ["quickstart.md", "settings.md", "providers.md", "migrating.md"]

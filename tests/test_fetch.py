@@ -35,8 +35,8 @@ from jwtguard.fetch import (
 )
 from jwtguard.testing import FakeIssuer, Fault
 from jwtguard.testing.issuer import DISCOVERY_PATH, JWKS_PATH
-from tests.conftest import free_port
-from tests.rawhttp import FRAMINGS, ScriptedServer, answer, frame, framed_json, hang, json_answer, raw
+from tests.support.loopback import free_port
+from tests.support.rawhttp import FRAMINGS, ScriptedServer, answer, frame, framed_json, hang, json_answer, raw
 
 CAP = 256 * 1024
 TIMEOUT = 0.5
@@ -422,7 +422,7 @@ class TLSIssuer(_Helper):
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(pki.cert, pki.key)
         self.requests: list[tuple[str, dict[str, str]]] = []
-        #: How the answer's end is told (tests.rawhttp.FRAMINGS).
+        #: How the answer's end is told (tests.support.rawhttp.FRAMINGS).
         self.framing = "close"
 
     def handle(self, conn: socket.socket) -> None:

@@ -2,7 +2,7 @@
 
 In-process tests use fakeredis (and the real Redis where marked); two ``KeyProvider`` instances on one cache
 stand for two processes when a race has to be set up exactly. ``TestAcrossProcesses`` runs real OS
-processes (``tests/workers.py``) on a real Redis.
+processes (``tests/support/workers.py``) on a real Redis.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from jwtguard.exceptions import (
 )
 from jwtguard.jwks import KeyProvider, get_provider, parse_jwks
 from jwtguard.testing import FakeIssuer, Fault, generate_key
-from tests.conftest import RedisServer, real_redis_cache, require_real_redis
-from tests.rawhttp import ScriptedServer, delayed, json_answer
-from tests.workers import Cluster, totals
+from tests.support.loopback import RedisServer, real_redis_cache, require_real_redis
+from tests.support.rawhttp import ScriptedServer, delayed, json_answer
+from tests.support.workers import Cluster, totals
 
 HTTP_TIMEOUT = 0.5
 #: What "within HTTP_TIMEOUT" may overrun by on a loaded 2-core machine.
@@ -1106,7 +1106,7 @@ class TestNobodyReachesIntoKeyProvider:
 @pytest.mark.slow
 @pytest.mark.redis
 class TestAcrossProcesses:
-    """Spawned worker processes (tests/workers.py), each with its own Django, sharing one real Redis."""
+    """Spawned worker processes (tests/support/workers.py), each with its own Django, sharing one real Redis."""
 
     @pytest.fixture(autouse=True)
     def _real_redis(self) -> None:

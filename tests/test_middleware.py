@@ -21,7 +21,7 @@ from jwtguard.jwks import KeyProvider
 from jwtguard.middleware import JWTAuthenticationMiddleware
 from jwtguard.testing import FakeIssuer, generate_key
 from jwtguard.validation import TokenValidator, get_validator
-from tests.protected_views import STACK, assert_refused, call, invalid_token_challenge
+from tests.support.protected_views import STACK, assert_refused, call, invalid_token_challenge
 
 MODES = ["wsgi", "asgi"]
 VIEWS = ["/jwt/whoami", "/jwt/awhoami"]

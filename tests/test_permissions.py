@@ -16,7 +16,7 @@ from jwtguard.edge import INSUFFICIENT_SCOPE
 from jwtguard.exceptions import NOT_PRESENT
 from jwtguard.permissions import HasScope
 from jwtguard.testing import FakeIssuer
-from tests.protected_views import STACK, ScopedView, invalid_token_challenge
+from tests.support.protected_views import STACK, ScopedView, invalid_token_challenge, scope_challenge
 
 
 @pytest.fixture(params=["drf-only", "with-middleware"])
@@ -29,10 +29,6 @@ def stack(request: pytest.FixtureRequest, settings: Any) -> str:
 def get(url: str, token: str | None = None) -> Any:
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     return APIClient().get(url, headers=headers)
-
-
-def scope_challenge(scope: str) -> str:
-    return f'Bearer realm="api", error="insufficient_scope", scope="{scope}"'
 
 
 def assert_insufficient_scope(response: Any, scope: str) -> None:

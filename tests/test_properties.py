@@ -8,7 +8,6 @@ refresh per test, for the first unknown kid, and the cooldown holds for the rest
 
 from __future__ import annotations
 
-import base64
 import binascii
 import importlib.util
 import json
@@ -32,7 +31,8 @@ from jwt.algorithms import get_default_algorithms
 
 from jwtguard import validate_token
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
-from tests.doors import ACCEPTED, HAS_MIDDLEWARE, PASSED_ON, Outcome, drf, middleware, middleware_async
+from tests.support.doors import ACCEPTED, HAS_MIDDLEWARE, PASSED_ON, Outcome, drf, middleware, middleware_async
+from tests.support.tokens import b64, unb64
 
 #: 2,000 in the whole-suite runs; the fast runs of the other supported pairs ask for fewer (scripts/matrix.sh).
 EXAMPLES = int(os.environ.get("JWTGUARD_PROPERTY_EXAMPLES", "2000"))
@@ -143,10 +143,6 @@ def answer(header: str | None) -> Outcome:
 
 
 # -- strategies ---------------------------------------------------------------------------------------------
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 B64URL = string.ascii_letters + string.digits + "-_"
@@ -296,7 +292,7 @@ def mangled(draw: st.DrawFn, deployment: Deployment) -> tuple[str, str, bool]:
 
 def decoded_signature(segment: str) -> bytes | None:
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return unb64(segment)
     except (binascii.Error, ValueError):
         return None
 

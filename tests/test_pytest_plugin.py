@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.loopback import free_port
 
 pytest_plugins = ["pytester"]
 

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from jwtguard.resolvers import UserResolver, get_user_resolver
 from jwtguard.testing import FakeIssuer
 from jwtguard.validation import AccessToken
-from tests.protected_views import STACK, assert_refused, call
+from tests.support.protected_views import STACK, assert_refused, call
 
 pytestmark = pytest.mark.django_db
 

@@ -30,7 +30,7 @@ from django.core.management import CommandError, call_command
 from jwtguard.testing import FakeIssuer, generate_key
 from jwtguard.testing.issuer import DISCOVERY_PATH
 from sample_site import serve
-from tests.conftest import free_port, require_real_redis
+from tests.support.loopback import free_port, require_real_redis
 
 ROOT = serve.ROOT
 WORKERS = 4

@@ -1,6 +1,6 @@
 """Hostile tokens: RFC 8725 (JWT BCP) and the known JWT attacks, each refused with its documented answer.
 
-Every case goes through every door (the DRF class, and the middleware sync and async: ``tests/doors.py``)
+Every case goes through every door (the DRF class, and the middleware sync and async: ``tests/support/doors.py``)
 and must get the same 401 with the exact detail and a specific code, never a 500; and the issuer must get
 no more JWKS requests than the case needs (0 when the token is refused before its key is looked up).
 docs/security.md maps each RFC 8725 item and attack to the tests here.
@@ -39,10 +39,11 @@ from jwtguard.conf import get_settings, parse_settings
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
 from jwtguard.validation import TokenValidator
-from tests.conftest import real_redis_cache, require_real_redis
-from tests.doors import ACCEPTED, Outcome, outcomes
-from tests.forgery import run_worker
-from tests.keypool import reset, use_key_pool
+from tests.support.doors import ACCEPTED, Outcome, outcomes
+from tests.support.forgery import run_worker
+from tests.support.keypool import KeyPool, reset
+from tests.support.loopback import real_redis_cache, require_real_redis
+from tests.support.tokens import b64, unb64
 
 Configure = Callable[..., None]
 
@@ -60,14 +61,6 @@ OMIT = object()
 
 
 # -- token making -------------------------------------------------------------------------------------------
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def as_json(value: Any) -> bytes:
@@ -132,9 +125,10 @@ def assert_accepted(raw: str) -> None:
     assert seen == dict.fromkeys(seen, ACCEPTED)
 
 
-@pytest.fixture(autouse=True)
-def _pooled_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_key_pool(monkeypatch)
+@pytest.fixture
+def key_pool() -> KeyPool:
+    """Where this test's issuers take their new keys from (``FakeIssuer(key_factory=...)``)."""
+    return KeyPool()
 
 
 def kept_server(algorithm: str) -> Callable[[], Iterator[tuple[FakeIssuer, list[SigningKey]]]]:
@@ -151,20 +145,22 @@ _attacker_server = pytest.fixture(scope="module")(kept_server("RS256"))
 
 
 @pytest.fixture
-def issuer(_rs256_server: tuple[FakeIssuer, list[SigningKey]]) -> FakeIssuer:
+def issuer(_rs256_server: tuple[FakeIssuer, list[SigningKey]], key_pool: KeyPool) -> FakeIssuer:
     """The issuer on 127.0.0.1 (conftest's, kept for the module and reset for each test)."""
-    return reset(*_rs256_server)
+    return reset(*_rs256_server, key_pool)
 
 
 @pytest.fixture
-def attacker(_attacker_server: tuple[FakeIssuer, list[SigningKey]]) -> FakeIssuer:
+def attacker(_attacker_server: tuple[FakeIssuer, list[SigningKey]], key_pool: KeyPool) -> FakeIssuer:
     """A second issuer on 127.0.0.1: the attacker's own key server, which must never be asked anything."""
-    return reset(*_attacker_server)
+    return reset(*_attacker_server, key_pool)
 
 
 @pytest.fixture
-def es256_issuer(_es256_server: tuple[FakeIssuer, list[SigningKey]], configure: Configure) -> FakeIssuer:
-    server = reset(*_es256_server)
+def es256_issuer(
+    _es256_server: tuple[FakeIssuer, list[SigningKey]], configure: Configure, key_pool: KeyPool
+) -> FakeIssuer:
+    server = reset(*_es256_server, key_pool)
     configure(server)
     return server
 
@@ -260,8 +256,8 @@ class TestKeyAndAlgorithmMustAgree:
         raw = token(issuer, key=forger)
         assert_refused(issuer, raw, "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
 
-    def test_rs256_header_on_an_ec_kid(self, configure: Configure) -> None:
-        with FakeIssuer("ES256") as issuer:
+    def test_rs256_header_on_an_ec_kid(self, configure: Configure, key_pool: KeyPool) -> None:
+        with FakeIssuer("ES256", key_factory=key_pool) as issuer:
             configure(issuer, ALGORITHMS=["ES256", "RS256"])
             forger = generate_key("RS256", kid=issuer.signing_key.kid)
             assert_refused(issuer, token(issuer, key=forger), "algorithm_not_allowed", INVALID, fetches=WITH_KEY)

@@ -7,7 +7,6 @@ log, that genuine tokens still validate, and that nobody else was asked. Cold ca
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -23,9 +22,10 @@ from jwtguard import exceptions, validate_token
 from jwtguard.conf import get_settings
 from jwtguard.jwks import MAX_KEYS, KeyProvider, get_provider
 from jwtguard.testing import FakeIssuer, Fault, SigningKey, generate_key
-from tests.doors import ACCEPTED, Outcome, outcomes
-from tests.keypool import reset, use_key_pool
-from tests.rawhttp import ScriptedServer, answer, raw
+from tests.support.doors import ACCEPTED, Outcome, outcomes
+from tests.support.keypool import KeyPool, reset
+from tests.support.rawhttp import ScriptedServer, answer, raw
+from tests.support.tokens import b64
 
 Configure = Callable[..., None]
 UNAVAILABLE = Outcome(503, "signing keys unavailable — the token is not at fault", "jwks_unavailable")
@@ -36,13 +36,10 @@ MARGIN = 1.0
 SMALL_CAP = 4096
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-@pytest.fixture(autouse=True)
-def _pooled_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_key_pool(monkeypatch)
+@pytest.fixture
+def key_pool() -> KeyPool:
+    """Where this test's issuers take their new keys from (``FakeIssuer(key_factory=...)``)."""
+    return KeyPool()
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +49,15 @@ def _servers() -> Iterator[list[tuple[FakeIssuer, list[SigningKey]]]]:
 
 
 @pytest.fixture
-def issuer(_servers: list[tuple[FakeIssuer, list[SigningKey]]]) -> FakeIssuer:
+def issuer(_servers: list[tuple[FakeIssuer, list[SigningKey]]], key_pool: KeyPool) -> FakeIssuer:
     """The issuer on 127.0.0.1 (conftest's, kept for the module and reset for each test)."""
-    return reset(*_servers[0])
+    return reset(*_servers[0], key_pool)
 
 
 @pytest.fixture
-def other(_servers: list[tuple[FakeIssuer, list[SigningKey]]]) -> FakeIssuer:
+def other(_servers: list[tuple[FakeIssuer, list[SigningKey]]], key_pool: KeyPool) -> FakeIssuer:
     """Another server on 127.0.0.1, where a hostile answer tries to send us; it must never be asked."""
-    return reset(*_servers[1])
+    return reset(*_servers[1], key_pool)
 
 
 @pytest.fixture
@@ -139,8 +136,10 @@ class TestHugeKeySets:
         warm.issuer.fault = Fault(body=self.huge(warm.issuer))
         warm.refresh_keeps_the_set(log, f"over the {SMALL_CAP * 8}-byte cap")
 
-    def test_streamed_without_content_length(self, configure: Configure, log: pytest.LogCaptureFixture) -> None:
-        with FakeIssuer() as issuer:
+    def test_streamed_without_content_length(
+        self, configure: Configure, log: pytest.LogCaptureFixture, key_pool: KeyPool
+    ) -> None:
+        with FakeIssuer(key_factory=key_pool) as issuer:
             body = self.huge(issuer)
             head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
             with ScriptedServer({"/jwks": raw(head + body)}) as server:

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 import jwtguard
 from jwtguard.exceptions import TokenExpired
 from jwtguard.testing import FakeIssuer
-from tests.protected_views import STACK, assert_refused, call
+from tests.support.protected_views import STACK, assert_refused, call
 
 VECTORS = Path(__file__).with_name("data") / "auth0_vectors.json"
 AUTH0_ISSUER = "https://antunes.us.auth0.com/"

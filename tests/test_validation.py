@@ -15,15 +15,12 @@ from jwtguard.conf import get_settings
 from jwtguard.signals import token_rejected
 from jwtguard.testing import FakeIssuer
 from jwtguard.validation import AccessToken, get_validator, parse
+from tests.support.tokens import b64
 
 Configure = Callable[..., None]
 DUPLICATE_SUB = b'{"sub":"a","sub":"b"}'
 RS256_HEADER = b'{"alg":"RS256"}'
 SUB_A = b'{"sub":"a"}'
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def rejection(raw: str) -> exceptions.JWTGuardError:

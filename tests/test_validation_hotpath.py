@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +16,11 @@ from jwtguard.conf import get_settings
 from jwtguard.jwks import VerificationKey, get_provider
 from jwtguard.testing import FakeIssuer, generate_key
 from jwtguard.validation import TokenValidator, _json_object, parse, signature_is_valid
+from tests.support.tokens import b64
 
 Configure = Callable[..., None]
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 PYJWT = get_default_algorithms()
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def reference_json(data: bytes) -> Any:

@@ -15,5 +15,5 @@ class FriendsView(APIView):
 
 urlpatterns = [
     path("api/v1/friends", FriendsView.as_view()),
-    path("jwt/", include("tests.protected_views")),
+    path("jwt/", include("tests.support.protected_views")),
 ]

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -79,6 +80,11 @@ def generate_key(algorithm: str = "RS256", kid: str | None = None) -> SigningKey
     )
 
 
+#: How a ``FakeIssuer`` makes its keys: called as ``key_factory(algorithm, kid)``, ``kid`` None when the
+#: issuer leaves the choice to it; returns a ``SigningKey`` of that algorithm (and that kid, when given).
+KeyFactory = Callable[[str, str | None], SigningKey]
+
+
 @dataclass
 class Fault:
     """How the JWKS endpoint misbehaves: a status, a body, a delay before answering, a trickle of bytes."""
@@ -102,13 +108,16 @@ class FakeIssuer:
         host: str = "127.0.0.1",
         port: int = 0,
         allow_minting: bool = False,
+        key_factory: KeyFactory = generate_key,
     ) -> None:
         self.audience = audience
         self.host = host
         self.port = port
         self.allow_minting = allow_minting
         self._issuer = issuer
-        self.keys: list[SigningKey] = [generate_key(algorithm)]
+        #: Where every new key comes from (the first one, ``add_key``, ``rotate``); may be swapped at any time.
+        self.key_factory = key_factory
+        self.keys: list[SigningKey] = [self._new_key(algorithm)]
         self.requests: Counter[str] = Counter()
         self.fault: Fault | None = None
         self.cache_control: str | None = None
@@ -167,16 +176,26 @@ class FakeIssuer:
 
     def add_key(self, algorithm: str | None = None, kid: str | None = None) -> SigningKey:
         """Publish a new key and sign new tokens with it (the old keys stay published)."""
-        key = generate_key(algorithm or self.signing_key.algorithm, kid)
+        key = self._new_key(algorithm or self.signing_key.algorithm, kid)
         with self._lock:
             self.keys.append(key)
         return key
 
     def rotate(self, algorithm: str | None = None) -> SigningKey:
         """Publish a new key, sign with it, and unpublish every older key."""
-        key = generate_key(algorithm or self.signing_key.algorithm)
+        key = self._new_key(algorithm or self.signing_key.algorithm)
         with self._lock:
             self.keys = [key]
+        return key
+
+    def _new_key(self, algorithm: str, kid: str | None = None) -> SigningKey:
+        """A key from ``key_factory``, held to its contract: a key of another algorithm or kid than asked for
+        would make every later failure of the test point at jwtguard instead."""
+        key = self.key_factory(algorithm, kid)
+        if key.algorithm != algorithm or (kid is not None and key.kid != kid):
+            raise ValueError(
+                f"key_factory returned a {key.algorithm} key with kid {key.kid!r}; asked for {algorithm}, kid {kid!r}"
+            )
         return key
 
     def remove_key(self, kid: str) -> None:

@@ -5,14 +5,11 @@ Kept apart from the test modules so that a spawned child imports nothing before 
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from typing import Any
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+from tests.support.tokens import b64
 
 
 def forged_tokens(worker: int, count: int, *, issuer: str, audience: str, jku: str, kid: str) -> list[str]:
@@ -25,11 +22,11 @@ def forged_tokens(worker: int, count: int, *, issuer: str, audience: str, jku: s
     forger = generate_key("RS256", kid=f"forged-{worker}")
     rs256 = get_default_algorithms()["RS256"]
     now = int(time.time())
-    body = _b64(json.dumps({"iss": issuer, "aud": audience, "sub": "mallory", "iat": now, "exp": now + 300}).encode())
+    body = b64(json.dumps({"iss": issuer, "aud": audience, "sub": "mallory", "iat": now, "exp": now + 300}).encode())
 
     def signed(header: dict[str, Any]) -> str:
-        signing_input = f"{_b64(json.dumps(header).encode())}.{body}"
-        return f"{signing_input}.{_b64(rs256.sign(signing_input.encode(), forger.private_key))}"
+        signing_input = f"{b64(json.dumps(header).encode())}.{body}"
+        return f"{signing_input}.{b64(rs256.sign(signing_input.encode(), forger.private_key))}"
 
     tokens: list[str] = []
     for n in range(count):
@@ -41,9 +38,9 @@ def forged_tokens(worker: int, count: int, *, issuer: str, audience: str, jku: s
         elif kind == 2:
             tokens.append(signed({"alg": "RS256", "kid": kid}))
         elif kind == 3:
-            tokens.append(f"{_b64(json.dumps({'alg': 'none', 'kid': kid}).encode())}.{body}.")
+            tokens.append(f"{b64(json.dumps({'alg': 'none', 'kid': kid}).encode())}.{body}.")
         elif kind == 4:
-            tokens.append(f"{_b64(json.dumps({'alg': 'RS256', 'kid': n}).encode())}.{body}.c2ln")
+            tokens.append(f"{b64(json.dumps({'alg': 'RS256', 'kid': n}).encode())}.{body}.c2ln")
         else:
             tokens.append("A" * (n % 5) + "." * (n % 4) + "=" * (n % 3))
     return tokens
@@ -59,7 +56,7 @@ def run_worker(config: dict[str, Any], worker: int, count: int) -> dict[str, int
     django.setup()
     from django.test import override_settings
 
-    from tests.doors import drf
+    from tests.support.doors import drf
 
     counts: dict[str, int] = {}
     with override_settings(JWTGUARD=config["jwtguard"], CACHES=config["caches"]):

@@ -169,6 +169,10 @@ def invalid_token_challenge(detail: str) -> str:
     return f'Bearer realm="api", error="invalid_token", error_description="{detail}"'
 
 
+def scope_challenge(scope: str) -> str:
+    return f'Bearer realm="api", error="insufficient_scope", scope="{scope}"'
+
+
 def assert_refused(response: Any, code: str, detail: str = "Bearer token is invalid") -> None:
     assert response.status_code == 401
     assert response.json() == {"detail": detail, "code": code}
