@@ -54,6 +54,14 @@ def private_jwk(kind: str, kid: str, alg: str | None = None) -> dict[str, Any]:
     return {**jwk, "kid": kid, **({"alg": alg} if alg else {})}
 
 
+#: The members of a private JWK that its public half leaves out (RFC 7518 6.2.2, 6.3.2; RFC 8037 2).
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
+
+
+def public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in jwk.items() if name not in PRIVATE_MEMBERS}
+
+
 def request_token(token_url: str, client: Client, **params: str) -> dict[str, Any]:
     """RFC 6749 4.4: a client_credentials token request, the client authenticated by HTTP Basic (2.3.1)."""
     body = urllib.parse.urlencode({"grant_type": "client_credentials", **params}).encode()

@@ -2,9 +2,9 @@
 of ours that serves OIDC discovery, the JWKS and the token endpoint (client_credentials).
 
 What is ours is the plumbing Authlib leaves to each framework (request objects, the HTTP server, the client
-store); the client authentication, the grant, the scopes and the token itself are Authlib's. Authlib's
-generator signs with the algorithms joserfc recommends: RS256 and ES256 (PS256 and EdDSA/Ed25519 are refused
-by joserfc unless asked for, which the generator does not do).
+store); the client authentication, the grant, the scopes and the token itself are Authlib's. Authlib 1.7+'s
+generator signs with the algorithms joserfc recommends: RS256 and ES256 (joserfc refuses PS256 and
+EdDSA/Ed25519 unless asked for them, which the generator does not do).
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+import authlib
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from joserfc.jwk import KeySet
 
-from tests.real_issuers import AUDIENCE, Client, request_token
+from tests.real_issuers import AUDIENCE, Client, public_jwk, request_token
 
+AUTHLIB_VERSION = tuple(int(part) for part in authlib.__version__.split(".")[:2])
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/jwks"
 TOKEN_PATH = "/token"
@@ -61,8 +62,16 @@ class TokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
         super().__init__(issuer.issuer, alg=issuer.alg, expires_generator=issuer.ttl)
         self.owner = issuer
 
-    def get_jwks(self) -> KeySet:
-        return KeySet([self.owner.signing_key])
+    def get_jwks(self) -> Any:
+        """The signing key, in a key set so that Authlib names its ``kid`` in the header: a joserfc ``KeySet``
+        for Authlib 1.7+ (which signs with joserfc), the JWKS as a dict for 1.6 (``authlib.jose``), which the
+        oldest pair of the matrix installs (its cryptography 41 rules out 1.7+)."""
+        jwks = {"keys": self.owner.keys[:1]}
+        if AUTHLIB_VERSION < (1, 7):
+            return jwks
+        from joserfc.jwk import KeySet
+
+        return KeySet.import_key_set(jwks)
 
     def get_audiences(self, client: Any, user: Any, scope: str) -> str:
         return AUDIENCE
@@ -116,12 +125,8 @@ class AuthlibIssuer:
     def jwks_url(self) -> str:
         return self.issuer + JWKS_PATH
 
-    @property
-    def signing_key(self) -> Any:
-        return KeySet.import_key_set({"keys": self.keys[:1]}).keys[0]
-
     def jwks(self) -> dict[str, Any]:
-        return dict(KeySet.import_key_set({"keys": self.keys}).as_dict(private=False))
+        return {"keys": [public_jwk(key) for key in self.keys]}
 
     def discovery(self) -> dict[str, Any]:
         return {
