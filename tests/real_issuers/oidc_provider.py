@@ -111,6 +111,7 @@ class OidcProvider:
             )
         )
         self.requests.clear()
+        self.issuer = ""
         ready = threading.Event()
         stderr = (self.workdir / "oidc-provider.stderr").open("w")
         self._process = subprocess.Popen(
@@ -125,11 +126,11 @@ class OidcProvider:
         assert self._process.stdout is not None
         self._reader = threading.Thread(target=self._read_events, args=(self._process.stdout, ready), daemon=True)
         self._reader.start()
-        if not ready.wait(TIMEOUT):
+        started = ready.wait(TIMEOUT)
+        if not started or not self.issuer:
             self.stop()
-            raise RuntimeError(f"oidc-provider did not start within {TIMEOUT:.0f} s: {self.stderr()}")
-        if self._process.poll() is not None:
-            raise RuntimeError(f"oidc-provider exited at start: {self.stderr()}")
+            what = "exited at start" if started else f"did not start within {TIMEOUT:.0f} s"
+            raise RuntimeError(f"oidc-provider {what}: {self.stderr()}")
 
     def _read_events(self, stdout: IO[str], ready: threading.Event) -> None:
         for line in stdout:
@@ -141,7 +142,7 @@ class OidcProvider:
                 with self._seen:
                     self.requests[event["method"], event["path"]] += 1
                     self._seen.notify_all()
-        ready.set()  # the process is gone: start() must not wait out its timeout
+        ready.set()  # the process is gone: start() must not wait out its timeout (it sees no issuer)
 
     def stderr(self) -> str:
         return (self.workdir / "oidc-provider.stderr").read_text()
