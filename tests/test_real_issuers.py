@@ -22,10 +22,10 @@ from rest_framework.test import APIClient
 
 import jwtguard
 from jwtguard.exceptions import InvalidTokenType, TokenExpired
-from tests.protected_views import STACK, call, invalid_token_challenge
 from tests.real_issuers import AUDIENCE, Client, private_jwk
 from tests.real_issuers.authlib_issuer import AuthlibIssuer
 from tests.real_issuers.oidc_provider import OidcProvider
+from tests.support.protected_views import STACK, call, invalid_token_challenge
 from tests.test_permissions import assert_insufficient_scope
 
 pytestmark = [pytest.mark.real_issuer, pytest.mark.slow]
