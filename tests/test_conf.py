@@ -148,18 +148,3 @@ def test_reset_runs_the_registered_callbacks() -> None:
     finally:
         conf._reset_callbacks.remove(callback)
     assert calls == [1, 1]
-
-
-@pytest.mark.parametrize(
-    ("url", "loopback"),
-    [
-        ("http://127.0.0.1:8000/x", True),
-        ("http://127.9.9.9/x", True),
-        ("http://[::1]:8000/x", True),
-        ("http://localhost/x", True),
-        ("http://10.0.0.1/x", False),
-        ("https://localhost.example.com/x", False),
-    ],
-)
-def test_loopback_urls(url: str, loopback: bool) -> None:
-    assert conf.is_loopback_url(url) is loopback
