@@ -2,7 +2,7 @@
 
 One condition per id; ids are stable API (``SILENCED_SYSTEM_CHECKS``) and listed in ``docs/checks.md``.
 Checks read the raw ``JWTGUARD`` dict where ``conf.parse_settings`` would stop at the first problem; the rules
-themselves live where they are enforced (``conf``, ``jwtguard.urlpolicy``): checks only display what they find.
+themselves live in ``conf`` (which reports them) and ``jwtguard.urlpolicy``: checks only display what conf finds.
 The ones about security are registered under Django's ``security`` tag (``manage.py check --tag security``).
 """
 
@@ -18,8 +18,14 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from jwtguard.conf import ISSUER_DEFAULTS, SETTINGS_NAME, IssuerConfig, dangerous_algorithms, parse_settings
-from jwtguard.urlpolicy import is_remote_plain_http
+from jwtguard.conf import (
+    ISSUER_DEFAULTS,
+    SETTINGS_NAME,
+    IssuerConfig,
+    dangerous_algorithms,
+    parse_settings,
+    remote_plain_http,
+)
 
 #: Above this LEEWAY, expired tokens stay usable long enough to matter.
 MAX_SENSIBLE_LEEWAY = 300
@@ -182,12 +188,10 @@ def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
 
 
 def _check_urls(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
-    if config.jwks_url is not None:
-        key, url = "JWKS_URL", config.jwks_url
-    else:
-        key, url = "ISSUER", config.discovery_url
-    if not is_remote_plain_http(url):
+    found = remote_plain_http(config)
+    if found is None:
         return []
+    key, url = found
     return [
         Error(
             f"{name(key)} fetches {url!r} over plain http from a host that is not loopback: jwtguard refuses "

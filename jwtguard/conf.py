@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from jwtguard.algorithms import SUPPORTED, is_dangerous
-from jwtguard.urlpolicy import is_http_url
+from jwtguard.urlpolicy import is_http_url, is_remote_plain_http
 
 SETTINGS_NAME = "JWTGUARD"
 
@@ -176,6 +176,16 @@ def _algorithms(values: Mapping[str, Any]) -> tuple[str, ...]:
         if alg not in SUPPORTED:
             raise _fail("ALGORITHMS", f"contains unsupported {alg!r}; use some of {sorted(SUPPORTED)}.")
     return algorithms
+
+
+def remote_plain_http(config: IssuerConfig) -> tuple[str, str] | None:
+    """The key (``JWKS_URL``, or ``ISSUER`` for discovery) whose URL would be fetched over plain http off
+    loopback, and that URL; None when there is none. Fetching refuses such a URL; check E006 shows it."""
+    if config.jwks_url is not None:
+        key, url = "JWKS_URL", config.jwks_url
+    else:
+        key, url = "ISSUER", config.discovery_url
+    return (key, url) if is_remote_plain_http(url) else None
 
 
 def _issuer_and_audience(values: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:

@@ -244,12 +244,7 @@ class _Exchange:
 
 
 def fetch_json(
-    url: str,
-    *,
-    timeout: float,
-    max_bytes: int,
-    etag: str | None = None,
-    last_modified: str | None = None,
+    url: str, *, timeout: float, max_bytes: int, etag: str | None = None, last_modified: str | None = None
 ) -> FetchResult:
     """GET ``url`` and return its JSON object, or raise ``FetchError`` saying why not.
 
