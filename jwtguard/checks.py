@@ -1,7 +1,9 @@
 """System checks (``manage.py check``): configuration mistakes reported at startup, not at the first request.
 
 One condition per id; ids are stable API (``SILENCED_SYSTEM_CHECKS``) and listed in ``docs/checks.md``.
-Checks read the raw ``JWTGUARD`` dict where ``conf.parse_settings`` would stop at the first problem.
+Checks read the raw ``JWTGUARD`` dict where ``conf.parse_settings`` would stop at the first problem; the rules
+themselves live in ``conf`` (which reports them) and ``jwtguard.urlpolicy``: checks only display what conf finds.
+The ones about security are registered under Django's ``security`` tag (``manage.py check --tag security``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from jwtguard.conf import ISSUER_DEFAULTS, SETTINGS_NAME, IssuerConfig, is_loopback_url, parse_settings
+from jwtguard.conf import (
+    ISSUER_DEFAULTS,
+    SETTINGS_NAME,
+    IssuerConfig,
+    dangerous_algorithms,
+    parse_settings,
+    remote_plain_http,
+)
 
 #: Above this LEEWAY, expired tokens stay usable long enough to matter.
 MAX_SENSIBLE_LEEWAY = 300
@@ -39,9 +48,24 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.W006": "JWKS_REFRESH_COOLDOWN is 0: forged kids are not rate-limited",
 }
 
+#: The ids about security (tokens accepted that should not be, keys an attacker could swap, a refresh flood):
+#: registered under ``Tags.security``; the others under no tag.
+SECURITY_CHECK_IDS = frozenset({"jwtguard.E003", "jwtguard.E004", "jwtguard.E006", "jwtguard.W002", "jwtguard.W006"})
+
+
+def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Registered from ``JWTGuardConfig.ready`` under ``Tags.security``: the security problems."""
+    return [message for message in check_settings() if message.id in SECURITY_CHECK_IDS]
+
+
+def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Registered from ``JWTGuardConfig.ready``: every other problem."""
+    return [message for message in check_settings() if message.id not in SECURITY_CHECK_IDS]
+
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Registered from ``JWTGuardConfig.ready``: every problem with ``settings.JWTGUARD`` and its caches."""
+    """Every problem with ``settings.JWTGUARD`` and its caches (``check_security`` and ``check_configuration``
+    split them by tag)."""
     raw = getattr(settings, SETTINGS_NAME, {})
     if not isinstance(raw, Mapping):
         return [_parse_error(f"settings.{SETTINGS_NAME} must be a dict, not {type(raw).__name__}.")]
@@ -110,24 +134,18 @@ def _check_raw_issuer(name: _Names, values: Mapping[str, Any]) -> list[CheckMess
                 id="jwtguard.E003",
             )
         )
-    algorithms = values.get("ALGORITHMS", ISSUER_DEFAULTS["ALGORITHMS"])
-    if isinstance(algorithms, (list, tuple)):
-        dangerous = [alg for alg in algorithms if isinstance(alg, str) and _is_dangerous(alg)]
-        if dangerous:
-            messages.append(
-                Error(
-                    f"{name('ALGORITHMS')} contains {dangerous}: 'none' accepts unsigned tokens, and an HMAC "
-                    "algorithm with keys from a JWKS lets anyone who has the public key forge tokens.",
-                    hint="Allow only the asymmetric algorithms your issuer signs with, e.g. ['RS256'] "
-                    "(the issuer's discovery document lists them).",
-                    id="jwtguard.E004",
-                )
+    dangerous = dangerous_algorithms(values.get("ALGORITHMS", ISSUER_DEFAULTS["ALGORITHMS"]))
+    if dangerous:
+        messages.append(
+            Error(
+                f"{name('ALGORITHMS')} contains {dangerous}: 'none' accepts unsigned tokens, and an HMAC "
+                "algorithm with keys from a JWKS lets anyone who has the public key forge tokens.",
+                hint="Allow only the asymmetric algorithms your issuer signs with, e.g. ['RS256'] "
+                "(the issuer's discovery document lists them).",
+                id="jwtguard.E004",
             )
+        )
     return messages
-
-
-def _is_dangerous(alg: str) -> bool:
-    return alg.lower() == "none" or alg.upper().startswith("HS")
 
 
 def _check_issuer(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
@@ -170,12 +188,10 @@ def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
 
 
 def _check_urls(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
-    if config.jwks_url is not None:
-        key, url = "JWKS_URL", config.jwks_url
-    else:
-        key, url = "ISSUER", config.discovery_url
-    if not url.startswith("http://") or is_loopback_url(url):
+    found = remote_plain_http(config)
+    if found is None:
         return []
+    key, url = found
     return [
         Error(
             f"{name(key)} fetches {url!r} over plain http from a host that is not loopback: jwtguard refuses "
