@@ -371,6 +371,34 @@ class TestUnknownKid:
         routine.join(5)
         assert fetches(sent) == ["cold", "manual", "unknown_kid"]
 
+    def test_a_fetch_still_holding_its_lock_is_waited_out_before_fetching_for_the_kid(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # C has written its answer (without the new key) but not yet released the lock. B, owning the
+        # unknown-kid window, must wait for the release and then fetch itself, not wait on its own window.
+        b = make(JWKS_L1_RECHECK=60, HTTP_TIMEOUT=2.0)
+        c = another_process(b)
+        b.usable_keyset()
+        written, release = threading.Event(), threading.Event()
+
+        def fetch_and_linger() -> None:
+            with c._fetch_lock() as won:
+                assert won
+                c._fetch_and_store("manual", None)
+                written.set()
+                release.wait(5)
+
+        routine = threading.Thread(target=fetch_and_linger)
+        routine.start()
+        assert written.wait(5)
+        new = issuer.add_key()
+        threading.Timer(0.3, release.set).start()
+        started = time.monotonic()
+        assert b.get_key(new.kid, "RS256").kid == new.kid
+        assert time.monotonic() - started < 2.0  # well under the lock's expiry (HTTP_TIMEOUT + 1)
+        routine.join(5)
+        assert fetches(sent) == ["cold", "manual", "unknown_kid"]
+
     def test_the_routine_ttl_refresh_does_not_arm_the_cooldown(
         self, make: Make, issuer: FakeIssuer, sent: list[Any]
     ) -> None:
