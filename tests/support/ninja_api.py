@@ -5,12 +5,17 @@ Served by Ninja's test clients, and by a real ASGI server through ``tests.suppor
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.http import HttpRequest
 from ninja import NinjaAPI
 
 from jwtguard.contrib.ninja import JWTAuth, install
+
+# Each test client registers the API's URL namespace again; Ninja before 1.5 refuses the second one unless told
+# that this is a test run (the switch Ninja documents for tests).
+os.environ.setdefault("NINJA_SKIP_REGISTRY", "1")
 
 
 def describe(request: HttpRequest, user: Any, view: str) -> dict[str, Any]:
