@@ -297,7 +297,7 @@ def run_ninja_demo(stack: Stack) -> bool:
     after = stack.jwks_requests()
     print(f"JWKS requests at the issuer during the Ninja step: {after - before} (the shared key set serves it too)")
     ok = ok and after - before <= 1
-    print("\nNinja step OK" if ok else "\nNinja step FAILED: an answer above is not the expected one")
+    print("\nDjango Ninja: demo OK" if ok else "\nDjango Ninja: demo FAILED: an answer above is not the expected one")
     return ok
 
 
