@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 from ninja import NinjaAPI
+from ninja.errors import AuthenticationError
 from ninja.testing import TestAsyncClient, TestClient
 
 from jwtguard import signals
@@ -89,15 +90,22 @@ class TestValidToken:
         token = jwtguard_settings.mint(scope="read:friends write:friends")
         assert call(api, mode, SCOPED[mode], f"Bearer {token}").status == 200
 
+    @pytest.mark.parametrize("mode", MODES)
     def test_reuses_what_the_middleware_verified(
-        self, jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+        self, jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch, mode: str
     ) -> None:
         raw = jwtguard_settings.mint()
         token = get_validator().validate(raw)
         request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {raw}")
         attach_token(request, token, TokenUser(token.claims))
         monkeypatch.setattr(TokenValidator, "validate", None)  # verifying again would fail
-        assert JWTAuth()(request) is token.claims
+        monkeypatch.setattr(TokenValidator, "validate_local", None)
+
+        async def on_the_loop() -> Any:
+            return await JWTAuth()(request)
+
+        claims = JWTAuth()(request) if mode == "sync" else asyncio.run(on_the_loop())
+        assert claims is token.claims
 
 
 class TestRefused:
@@ -241,9 +249,14 @@ class TestOpenAPI:
         assert "security" not in schema["paths"]["/public"]["get"]
 
 
-def test_install_returns_the_api() -> None:
+def test_install_returns_the_api_and_challenges_only_401s() -> None:
     api = NinjaAPI(urls_namespace="jwtguard-test-ninja-install")
     assert install(api) is api
+    request = RequestFactory().get("/")
+    assert api.on_exception(request, AuthenticationError())["WWW-Authenticate"] == 'Bearer realm="api"'
+    forbidden = api.on_exception(request, AuthenticationError(403, "Forbidden"))
+    assert forbidden.status_code == 403
+    assert "WWW-Authenticate" not in forbidden
 
 
 def test_nothing_else_imports_ninja() -> None:
