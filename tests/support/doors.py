@@ -1,7 +1,8 @@
 """Every way a request reaches jwtguard, as one call returning what the client gets.
 
-The DRF class (called directly, and through the HTTP test client) and ``JWTAuthenticationMiddleware`` in sync
-and async mode must give a hostile token the same answer: security tests hold each door to it.
+The DRF class (called directly, and through the HTTP test client), ``JWTAuthenticationMiddleware`` in sync
+and async mode and Ninja's ``JWTAuth`` (sync and on an event loop) must give a hostile token the same answer:
+security tests hold each door to it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from jwtguard.authentication import JWTAccessTokenAuthentication, SigningKeysUna
 PATH = "/api/v1/friends"
 #: The middleware is its own module; the DRF door alone is tested where it does not exist.
 HAS_MIDDLEWARE = importlib.util.find_spec("jwtguard.middleware") is not None
+#: Django Ninja is an optional extra; its door opens where it is installed.
+HAS_NINJA = importlib.util.find_spec("ninja") is not None
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,44 @@ def middleware_async(header: str | None) -> Outcome:
     return _from_response(response, request)
 
 
+def _ninja_auth(header: str | None, *, on_loop: bool) -> Outcome:
+    from jwtguard.contrib.ninja import JWTAuth, Refused
+
+    request = RequestFactory().get(PATH, **_extra(header))
+
+    async def on_the_loop() -> Any:
+        result = JWTAuth()(request)
+        return await result if asyncio.iscoroutine(result) else result
+
+    try:
+        claims = asyncio.run(on_the_loop()) if on_loop else JWTAuth()(request)
+    except Refused as exc:
+        return _from_response(exc.response, request)
+    return PASSED_ON if claims is None else ACCEPTED
+
+
+def ninja(header: str | None) -> Outcome:
+    """``jwtguard.contrib.ninja.JWTAuth`` in a sync and on an event loop (the two must agree); for a refusal,
+    also the answer of a Ninja operation (``install``-ed handlers) through Ninja's test client."""
+    from ninja.testing import TestClient
+
+    from tests.support.ninja_api import api
+
+    outcome = _ninja_auth(header, on_loop=False)
+    assert _ninja_auth(header, on_loop=True) == outcome
+    if outcome.status in (401, 503):
+        response: Any = TestClient(api).get("/whoami", headers={} if header is None else {"Authorization": header})
+        assert _from_response(response._response, RequestFactory().get(PATH)) == outcome
+    return outcome
+
+
 Door = Callable[[str | None], Outcome]
 DOORS: dict[str, Door] = {"drf": drf}
 if HAS_MIDDLEWARE:
     DOORS["middleware"] = middleware
     DOORS["middleware-async"] = middleware_async
+if HAS_NINJA:
+    DOORS["ninja"] = ninja
 
 
 def outcomes(header: str | None) -> dict[str, Outcome]:
