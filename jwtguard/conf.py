@@ -6,6 +6,7 @@ import contextlib
 import functools
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,25 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 #: Claims that may carry the audience: ``aud`` (RFC 7519), or ``client_id`` (Amazon Cognito access tokens).
 AUDIENCE_CLAIMS = ("aud", "client_id")
 
+#: A media type's name without parameters (RFC 6838 4.2): ``type/subtype``, or the subtype alone, which
+#: RFC 7515 4.1.9 reads as ``application/`` + it (``at+jwt`` is ``application/at+jwt``, RFC 9068's name).
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(rf"(?:{_RESTRICTED_NAME}/)?{_RESTRICTED_NAME}")
+
+
+def normalise_media_type(value: str) -> str:
+    """The form a ``typ`` (or ``TOKEN_TYPE``) is compared in: lower case, with ``application/`` added to a name
+    without ``/`` (RFC 7515 4.1.9), so ``at+jwt``, ``AT+JWT`` and ``application/at+jwt`` are one type."""
+    value = value.lower()
+    return value if "/" in value else "application/" + value
+
+
+def is_media_type(value: str) -> bool:
+    """Whether ``value`` names a media type (``at+jwt``, ``application/at+jwt``): no spaces, no parameters,
+    at most one ``/``."""
+    return _MEDIA_TYPE.fullmatch(value) is not None
+
+
 #: Keys that may be given per issuer (at the top level, or in each ``ISSUERS`` entry).
 ISSUER_DEFAULTS: dict[str, Any] = {
     "ISSUER": None,
@@ -41,6 +61,8 @@ ISSUER_DEFAULTS: dict[str, Any] = {
     "LEEWAY": 60,
     "REQUIRED_CLAIMS": [],
     "TOKEN_TYPE": None,
+    # False: TokenUser.id is the token's own sub; True or a label: "<ISSUER or label>#<sub>" (see jwtguard.user).
+    "USER_ID_NAMESPACE": False,
 }
 
 #: Keys that apply to the whole deployment.
@@ -80,6 +102,9 @@ class IssuerConfig:
     token_type: str | None
     #: The claim holding the audience: ``aud``, or ``client_id`` for Amazon Cognito access tokens.
     audience_claim: str = "aud"
+    #: ``USER_ID_NAMESPACE`` resolved: what user ids of this issuer are qualified with (``<namespace>#<sub>``);
+    #: None: bare, as the token has them.
+    user_id_namespace: str | None = None
 
     @property
     def discovery_url(self) -> str:
@@ -201,9 +226,6 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
     audience_claim = merged["AUDIENCE_CLAIM"]
     if audience_claim not in AUDIENCE_CLAIMS:
         raise _fail("AUDIENCE_CLAIM", f"must be one of {list(AUDIENCE_CLAIMS)}, not {audience_claim!r}.")
-    token_type = merged["TOKEN_TYPE"]
-    if token_type is not None and (not isinstance(token_type, str) or not token_type):
-        raise _fail("TOKEN_TYPE", f"must be None or a string such as 'at+jwt', not {token_type!r}.")
     max_bytes = merged["JWKS_MAX_BYTES"]
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
         raise _fail("JWKS_MAX_BYTES", f"must be an integer of at least 1024, not {max_bytes!r}.")
@@ -221,9 +243,41 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
         http_timeout=_number(merged, "HTTP_TIMEOUT", minimum=0.01),
         leeway=_number(merged, "LEEWAY"),
         required_claims=_strings(merged, "REQUIRED_CLAIMS", allow_single=False),
-        token_type=token_type,
+        token_type=_token_type(merged["TOKEN_TYPE"]),
         audience_claim=audience_claim,
+        user_id_namespace=_user_id_namespace(merged["USER_ID_NAMESPACE"], issuer),
     )
+
+
+def _token_type(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _fail("TOKEN_TYPE", f"must be None or a string such as 'at+jwt', not {value!r}.")
+    if not is_media_type(value):
+        raise _fail(
+            "TOKEN_TYPE",
+            f"must be a media type such as 'at+jwt' or 'application/at+jwt', without parameters, not {value!r}.",
+        )
+    return value
+
+
+def _user_id_namespace(value: object, issuer: str) -> str | None:
+    """``USER_ID_NAMESPACE`` resolved: False -> None (bare ids), True -> the issuer itself, or the label given.
+
+    ``#`` separates the namespace from the id, so the namespace may not hold one (RFC 8414 issuer identifiers
+    have no fragment; an ``ISSUER`` with a ``#`` needs a label).
+    """
+    if value is False:
+        return None
+    namespace = issuer if value is True else value
+    if not isinstance(namespace, str) or not namespace or "#" in namespace:
+        raise _fail(
+            "USER_ID_NAMESPACE",
+            f"must be False, True (the issuer) or a label without '#', not {value!r}"
+            + (f" (ISSUER {issuer!r} holds a '#': give a label)." if value is True else "."),
+        )
+    return namespace
 
 
 def parse_settings(raw: object) -> JWTGuardSettings:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from jwtguard import signals
-from jwtguard.conf import NO_ISS, IssuerConfig, JWTGuardSettings, get_settings, on_reset
+from jwtguard.conf import NO_ISS, IssuerConfig, JWTGuardSettings, get_settings, normalise_media_type, on_reset
 from jwtguard.exceptions import (
     AlgorithmNotAllowed,
     InvalidAudience,
@@ -375,10 +375,8 @@ def _copy(token: AccessToken) -> AccessToken:
 
 
 def _type_matches(typ: object, expected: str) -> bool:
-    if not isinstance(typ, str):
-        return False
-    typ, expected = typ.lower(), expected.lower()
-    return typ == expected or typ == "application/" + expected
+    # Both sides normalised (RFC 7515 4.1.9): "at+jwt" and "application/at+jwt" are one type, in any case.
+    return isinstance(typ, str) and normalise_media_type(typ) == normalise_media_type(expected)
 
 
 def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:

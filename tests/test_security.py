@@ -39,7 +39,7 @@ from jwtguard.conf import get_settings, parse_settings
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
 from jwtguard.validation import TokenValidator
-from tests.support.doors import ACCEPTED, Outcome, outcomes
+from tests.support.doors import ACCEPTED, Outcome, outcomes, users
 from tests.support.forgery import run_worker
 from tests.support.keypool import KeyPool, reset
 from tests.support.loopback import real_redis_cache, require_real_redis
@@ -727,10 +727,65 @@ class TestExplicitTyping:
         ["JWT", OMIT, "at+jwt ", "at+JWT+x", "application/jwt", 7],
         ids=["JWT", "none", "space", "suffix", "app-jwt", "int"],
     )
-    def test_other_types_are_refused(self, issuer: FakeIssuer, configure: Configure, typ: Any) -> None:
+    @pytest.mark.parametrize("setting", ["at+jwt", "application/at+jwt"])
+    def test_other_types_are_refused(self, issuer: FakeIssuer, configure: Configure, typ: Any, setting: str) -> None:
+        configure(issuer, TOKEN_TYPE=setting)
+        raw = token(issuer, head=header(issuer.signing_key, typ=typ))
+        assert_refused(issuer, raw, "invalid_token_type", INVALID, fetches=BEFORE_KEY)
+        with pytest.raises(exceptions.InvalidTokenType):
+            validate_token(raw)
+
+    @pytest.mark.parametrize("setting", ["at+jwt", "application/at+jwt", "AT+JWT", "Application/At+JWT"])
+    @pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT", "APPLICATION/at+jwt"])
+    def test_each_spelling_of_the_setting_accepts_each_spelling_of_typ(
+        self, issuer: FakeIssuer, configure: Configure, setting: str, typ: str
+    ) -> None:
+        """RFC 7515 4.1.9: a typ without '/' means application/ + it; media types compare case-insensitively."""
+        configure(issuer, TOKEN_TYPE=setting)
+        raw = token(issuer, head=header(issuer.signing_key, typ=typ))
+        assert_accepted(raw)
+        assert validate_token(raw).header["typ"] == typ
+
+    @pytest.mark.parametrize("typ", ["x/at+jwt", "application/at+jwt/x", "at+jwt/"])
+    def test_another_type_with_a_slash_is_not_normalised(
+        self, issuer: FakeIssuer, configure: Configure, typ: str
+    ) -> None:
         configure(issuer, TOKEN_TYPE="at+jwt")
         raw = token(issuer, head=header(issuer.signing_key, typ=typ))
         assert_refused(issuer, raw, "invalid_token_type", INVALID, fetches=BEFORE_KEY)
+
+
+class TestUserIdNamespaces:
+    """Two issuers, one ``sub``: with ``USER_ID_NAMESPACE`` they are two users at every door and in
+    ``validate_token``; without it they are one (what check W007 warns of)."""
+
+    def configure_both(self, settings: Any, issuer: FakeIssuer, other: FakeIssuer, **top: Any) -> None:
+        entries = [{k: v for k, v in server.settings().items() if k != "AUDIENCE"} for server in (issuer, other)]
+        settings.JWTGUARD = {"AUDIENCE": issuer.audience, **top, "ISSUERS": entries}
+
+    def test_off_the_same_sub_is_the_same_user(self, issuer: FakeIssuer, attacker: FakeIssuer, settings: Any) -> None:
+        self.configure_both(settings, issuer, attacker)
+        ours, theirs = users(bearer(issuer.mint(sub="alice"))), users(bearer(attacker.mint(sub="alice")))
+        assert set(ours.values()) == set(theirs.values()) == {"alice"}
+
+    def test_true_qualifies_ids_with_each_issuer(self, issuer: FakeIssuer, attacker: FakeIssuer, settings: Any) -> None:
+        self.configure_both(settings, issuer, attacker, USER_ID_NAMESPACE=True)
+        for server in (issuer, attacker):
+            seen = users(bearer(server.mint(sub="alice")))
+            assert seen == dict.fromkeys(seen, f"{server.issuer}#alice")
+
+    def test_a_shared_label_is_one_namespace_on_purpose(
+        self, issuer: FakeIssuer, attacker: FakeIssuer, settings: Any
+    ) -> None:
+        self.configure_both(settings, issuer, attacker, USER_ID_NAMESPACE="corp")
+        for server in (issuer, attacker):
+            seen = users(bearer(server.mint(sub="alice")))
+            assert seen == dict.fromkeys(seen, "corp#alice")
+
+    def test_machine_tokens_are_qualified_too(self, issuer: FakeIssuer, configure: Configure) -> None:
+        configure(issuer, USER_ID_NAMESPACE="idp")
+        seen = users(bearer(issuer.mint(sub=None, client_id="svc-a")))
+        assert seen == dict.fromkeys(seen, "idp#svc-a")
 
 
 # -- encoding -----------------------------------------------------------------------------------------------
