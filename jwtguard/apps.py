@@ -13,9 +13,10 @@ class JWTGuardConfig(AppConfig):
 
     def ready(self) -> None:
         from jwtguard import metrics  # noqa: F401 - connects the rejection counter to token_rejected
-        from jwtguard.checks import check_settings
+        from jwtguard.checks import check_configuration, check_security
 
-        checks.register(check_settings)
+        checks.register(check_configuration)
+        checks.register(check_security, checks.Tags.security)
         load_optional_integrations()
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from typing import Any
 
 from django.core.cache import caches
+
+from jwtguard.clock import elapsed
 
 logger = logging.getLogger("jwtguard")
 
@@ -39,16 +40,16 @@ class _LocalStore:
 
     def get(self, key: str) -> Any:
         with self._lock:
-            item = self._live(key, time.monotonic())
+            item = self._live(key, elapsed())
             return None if item is None else item[1]
 
     def set(self, key: str, value: Any, timeout: float) -> None:
         with self._lock:
-            self._data[key] = (time.monotonic() + timeout, value)
+            self._data[key] = (elapsed() + timeout, value)
 
     def add(self, key: str, value: Any, timeout: float) -> bool:
         with self._lock:
-            now = time.monotonic()
+            now = elapsed()
             if self._live(key, now) is not None:
                 return False
             self._data[key] = (now + timeout, value)
@@ -74,10 +75,10 @@ class SharedCache:
         return self._down_since is not None
 
     def _skip_backend(self) -> bool:
-        return self._down_since is not None and time.monotonic() < self._retry_at
+        return self._down_since is not None and elapsed() < self._retry_at
 
     def _failed(self, operation: str, exc: Exception) -> None:
-        now = time.monotonic()
+        now = elapsed()
         if self._down_since is None:
             self._down_since = now
         self._retry_at = now + RETRY_INTERVAL
@@ -96,7 +97,7 @@ class SharedCache:
             logger.warning(
                 "jwtguard: cache %r answers again after %.1fs",
                 self.alias,
-                time.monotonic() - self._down_since,
+                elapsed() - self._down_since,
             )
             self._down_since = None
 

@@ -1,7 +1,9 @@
 """System checks (``manage.py check``): configuration mistakes reported at startup, not at the first request.
 
 One condition per id; ids are stable API (``SILENCED_SYSTEM_CHECKS``) and listed in ``docs/checks.md``.
-Checks read the raw ``JWTGUARD`` dict where ``conf.parse_settings`` would stop at the first problem.
+Checks read the raw ``JWTGUARD`` dict where ``conf.parse_settings`` would stop at the first problem; the rules
+themselves live in ``conf`` (which reports them) and ``jwtguard.urlpolicy``: checks only display what conf finds.
+The ones about security are registered under Django's ``security`` tag (``manage.py check --tag security``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from jwtguard.conf import (
     SETTINGS_NAME,
     IssuerConfig,
     JWTGuardSettings,
-    is_loopback_url,
+    dangerous_algorithms,
     is_media_type,
     parse_settings,
+    remote_plain_http,
 )
 
 #: Above this LEEWAY, expired tokens stay usable long enough to matter.
@@ -50,9 +53,35 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.I001": "AUDIENCE looks like a client id (no ':' nor '/') and TOKEN_TYPE is not set: ID tokens may pass",
 }
 
+#: The ids about security (tokens accepted that should not be, keys an attacker could swap, a refresh flood,
+#: two issuers' users taken for one):
+#: registered under ``Tags.security``; the others under no tag.
+SECURITY_CHECK_IDS = frozenset(
+    {
+        "jwtguard.E003",
+        "jwtguard.E004",
+        "jwtguard.E006",
+        "jwtguard.I001",
+        "jwtguard.W002",
+        "jwtguard.W006",
+        "jwtguard.W007",
+    }
+)
+
+
+def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Registered from ``JWTGuardConfig.ready`` under ``Tags.security``: the security problems."""
+    return [message for message in check_settings() if message.id in SECURITY_CHECK_IDS]
+
+
+def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Registered from ``JWTGuardConfig.ready``: every other problem."""
+    return [message for message in check_settings() if message.id not in SECURITY_CHECK_IDS]
+
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Registered from ``JWTGuardConfig.ready``: every problem with ``settings.JWTGUARD`` and its caches."""
+    """Every problem with ``settings.JWTGUARD`` and its caches (``check_security`` and ``check_configuration``
+    split them by tag)."""
     raw = getattr(settings, SETTINGS_NAME, {})
     if not isinstance(raw, Mapping):
         return [_parse_error(f"settings.{SETTINGS_NAME} must be a dict, not {type(raw).__name__}.")]
@@ -122,19 +151,17 @@ def _check_raw_issuer(name: _Names, values: Mapping[str, Any]) -> list[CheckMess
                 id="jwtguard.E003",
             )
         )
-    algorithms = values.get("ALGORITHMS", ISSUER_DEFAULTS["ALGORITHMS"])
-    if isinstance(algorithms, (list, tuple)):
-        dangerous = [alg for alg in algorithms if isinstance(alg, str) and _is_dangerous(alg)]
-        if dangerous:
-            messages.append(
-                Error(
-                    f"{name('ALGORITHMS')} contains {dangerous}: 'none' accepts unsigned tokens, and an HMAC "
-                    "algorithm with keys from a JWKS lets anyone who has the public key forge tokens.",
-                    hint="Allow only the asymmetric algorithms your issuer signs with, e.g. ['RS256'] "
-                    "(the issuer's discovery document lists them).",
-                    id="jwtguard.E004",
-                )
+    dangerous = dangerous_algorithms(values.get("ALGORITHMS", ISSUER_DEFAULTS["ALGORITHMS"]))
+    if dangerous:
+        messages.append(
+            Error(
+                f"{name('ALGORITHMS')} contains {dangerous}: 'none' accepts unsigned tokens, and an HMAC "
+                "algorithm with keys from a JWKS lets anyone who has the public key forge tokens.",
+                hint="Allow only the asymmetric algorithms your issuer signs with, e.g. ['RS256'] "
+                "(the issuer's discovery document lists them).",
+                id="jwtguard.E004",
             )
+        )
     token_type = values.get("TOKEN_TYPE")
     if isinstance(token_type, str) and not is_media_type(token_type):
         messages.append(
@@ -147,10 +174,6 @@ def _check_raw_issuer(name: _Names, values: Mapping[str, Any]) -> list[CheckMess
             )
         )
     return messages
-
-
-def _is_dangerous(alg: str) -> bool:
-    return alg.lower() == "none" or alg.upper().startswith("HS")
 
 
 def _check_issuer(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
@@ -240,12 +263,10 @@ def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
 
 
 def _check_urls(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
-    if config.jwks_url is not None:
-        key, url = "JWKS_URL", config.jwks_url
-    else:
-        key, url = "ISSUER", config.discovery_url
-    if not url.startswith("http://") or is_loopback_url(url):
+    found = remote_plain_http(config)
+    if found is None:
         return []
+    key, url = found
     return [
         Error(
             f"{name(key)} fetches {url!r} over plain http from a host that is not loopback: jwtguard refuses "

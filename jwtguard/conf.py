@@ -4,45 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-SETTINGS_NAME = "JWTGUARD"
+from jwtguard.algorithms import SUPPORTED, is_dangerous
+from jwtguard.mediatypes import is_media_type as is_media_type  # checks shows what conf refuses (E007)
+from jwtguard.urlpolicy import is_http_url, is_remote_plain_http
 
-#: Algorithms a key set can serve (asymmetric only: a JWKS publishes public keys).
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
+SETTINGS_NAME = "JWTGUARD"
 
 #: Claims that may carry the audience: ``aud`` (RFC 7519), or ``client_id`` (Amazon Cognito access tokens).
 AUDIENCE_CLAIMS = ("aud", "client_id")
-
-#: A media type's name without parameters (RFC 6838 4.2): ``type/subtype``, or the subtype alone, which
-#: RFC 7515 4.1.9 reads as ``application/`` + it (``at+jwt`` is ``application/at+jwt``, RFC 9068's name).
-_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
-_MEDIA_TYPE = re.compile(rf"(?:{_RESTRICTED_NAME}/)?{_RESTRICTED_NAME}")
-
-
-def normalise_media_type(value: str) -> str:
-    """The form a ``typ`` (or ``TOKEN_TYPE``) is compared in: lower case, with ``application/`` added to a name
-    without ``/`` (RFC 7515 4.1.9), so ``at+jwt``, ``AT+JWT`` and ``application/at+jwt`` are one type."""
-    value = value.lower()
-    return value if "/" in value else "application/" + value
-
-
-def is_media_type(value: str) -> bool:
-    """Whether ``value`` names a media type (``at+jwt``, ``application/at+jwt``): no spaces, no parameters,
-    at most one ``/``."""
-    return _MEDIA_TYPE.fullmatch(value) is not None
-
 
 #: Keys that may be given per issuer (at the top level, or in each ``ISSUERS`` entry).
 ISSUER_DEFAULTS: dict[str, Any] = {
@@ -142,16 +119,6 @@ class JWTGuardSettings:
 NO_ISS: Any = object()
 
 
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _fail(key: str, problem: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(f"{SETTINGS_NAME}[{key!r}] {problem}")
 
@@ -181,16 +148,62 @@ def _url(values: Mapping[str, Any], key: str) -> str | None:
     value = values[key]
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
-        except ValueError:
-            pass  # "https://[::1/jwks", "https://host:99999/": ImproperlyConfigured, not a ValueError
-        else:
-            if parts.scheme in ("http", "https") and parts.hostname:
-                return value
+    # "https://[::1/jwks", "https://host:99999/": ImproperlyConfigured, not a ValueError.
+    if isinstance(value, str) and is_http_url(value):
+        return value
     raise _fail(key, f"must be an http(s) URL, not {value!r}.")
+
+
+def _is_integer(value: object, minimum: int, maximum: float = math.inf) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+
+
+def dangerous_algorithms(algorithms: object) -> list[str]:
+    """The names in a raw ``ALGORITHMS`` value that must never be allowed (parsing refuses the first; the
+    system check shows them all)."""
+    if not isinstance(algorithms, (list, tuple)):
+        return []
+    return [alg for alg in algorithms if isinstance(alg, str) and is_dangerous(alg)]
+
+
+def _algorithms(values: Mapping[str, Any]) -> tuple[str, ...]:
+    algorithms = _strings(values, "ALGORITHMS", allow_single=False)
+    if not algorithms:
+        raise _fail("ALGORITHMS", "must allow at least one algorithm.")
+    for alg in algorithms:
+        if is_dangerous(alg):
+            if alg.lower() == "none":
+                raise _fail("ALGORITHMS", "must not contain 'none': unsigned tokens are never accepted.")
+            raise _fail(
+                "ALGORITHMS",
+                f"must not contain {alg!r}: keys come from a JWKS of public keys, and an HMAC algorithm "
+                "there lets anyone who has the public key forge tokens.",
+            )
+        if alg not in SUPPORTED:
+            raise _fail("ALGORITHMS", f"contains unsupported {alg!r}; use some of {sorted(SUPPORTED)}.")
+    return algorithms
+
+
+def remote_plain_http(config: IssuerConfig) -> tuple[str, str] | None:
+    """The key (``JWKS_URL``, or ``ISSUER`` for discovery) whose URL would be fetched over plain http off
+    loopback, and that URL; None when there is none. Fetching refuses such a URL; check E006 shows it."""
+    if config.jwks_url is not None:
+        key, url = "JWKS_URL", config.jwks_url
+    else:
+        key, url = "ISSUER", config.discovery_url
+    return (key, url) if is_remote_plain_http(url) else None
+
+
+def _issuer_and_audience(values: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    issuer = values["ISSUER"]
+    if not isinstance(issuer, str) or not issuer:
+        raise _fail("ISSUER", "is required: the exact `iss` value of the tokens to accept.")
+    if values["AUDIENCE"] is None:
+        raise _fail("AUDIENCE", f"is required for issuer {issuer!r}: the `aud` your API is known by.")
+    audience = _strings(values, "AUDIENCE", allow_single=True)
+    if not audience:
+        raise _fail("AUDIENCE", "must name at least one audience.")
+    return issuer, audience
 
 
 def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
@@ -198,28 +211,8 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
     if unknown:
         raise _fail(where, f"has unknown keys {sorted(unknown)}; known keys are {sorted(ISSUER_DEFAULTS)}.")
     merged = {**ISSUER_DEFAULTS, **values}
-    issuer = merged["ISSUER"]
-    if not isinstance(issuer, str) or not issuer:
-        raise _fail("ISSUER", "is required: the exact `iss` value of the tokens to accept.")
-    if merged["AUDIENCE"] is None:
-        raise _fail("AUDIENCE", f"is required for issuer {issuer!r}: the `aud` your API is known by.")
-    audience = _strings(merged, "AUDIENCE", allow_single=True)
-    if not audience:
-        raise _fail("AUDIENCE", "must name at least one audience.")
-    algorithms = _strings(merged, "ALGORITHMS", allow_single=False)
-    if not algorithms:
-        raise _fail("ALGORITHMS", "must allow at least one algorithm.")
-    for alg in algorithms:
-        if alg.lower() == "none":
-            raise _fail("ALGORITHMS", "must not contain 'none': unsigned tokens are never accepted.")
-        if alg.upper().startswith("HS"):
-            raise _fail(
-                "ALGORITHMS",
-                f"must not contain {alg!r}: keys come from a JWKS of public keys, and an HMAC algorithm "
-                "there lets anyone who has the public key forge tokens.",
-            )
-        if alg not in ASYMMETRIC_ALGORITHMS:
-            raise _fail("ALGORITHMS", f"contains unsupported {alg!r}; use some of {sorted(ASYMMETRIC_ALGORITHMS)}.")
+    issuer, audience = _issuer_and_audience(merged)
+    algorithms = _algorithms(merged)
     cache_alias = merged["CACHE_ALIAS"]
     if not isinstance(cache_alias, str) or not cache_alias:
         raise _fail("CACHE_ALIAS", f"must name a cache in settings.CACHES, not {cache_alias!r}.")
@@ -227,7 +220,7 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
     if audience_claim not in AUDIENCE_CLAIMS:
         raise _fail("AUDIENCE_CLAIM", f"must be one of {list(AUDIENCE_CLAIMS)}, not {audience_claim!r}.")
     max_bytes = merged["JWKS_MAX_BYTES"]
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+    if not _is_integer(max_bytes, 1024):
         raise _fail("JWKS_MAX_BYTES", f"must be an integer of at least 1024, not {max_bytes!r}.")
     return IssuerConfig(
         issuer=issuer,
@@ -288,35 +281,15 @@ def parse_settings(raw: object) -> JWTGuardSettings:
     if unknown:
         raise _fail(sorted(unknown)[0], f"is not a jwtguard setting; known keys are {sorted(KNOWN_KEYS)}.")
     merged = {**GLOBAL_DEFAULTS, **raw}
-    shared = {k: v for k, v in raw.items() if k in ISSUER_DEFAULTS}
-    entries = merged["ISSUERS"]
-    if not isinstance(entries, (list, tuple)):
-        raise _fail("ISSUERS", "must be a list of dicts, one per issuer.")
-    if entries:
-        if "ISSUER" in raw:
-            raise _fail("ISSUER", "and ISSUERS cannot both be set; put every issuer in ISSUERS.")
-        issuers = []
-        for index, entry in enumerate(entries):
-            if not isinstance(entry, Mapping):
-                raise _fail("ISSUERS", f"entry {index} must be a dict, not {type(entry).__name__}.")
-            issuers.append(_issuer_config({**shared, **entry}, f"ISSUERS[{index}]"))
-        names = [c.issuer for c in issuers]
-        if len(set(names)) != len(names):
-            raise _fail("ISSUERS", "names the same ISSUER twice.")
-    else:
-        issuers = [_issuer_config(shared, SETTINGS_NAME)]
+    issuers = _issuers(raw, merged["ISSUERS"])
     max_token = merged["MAX_TOKEN_BYTES"]
-    if isinstance(max_token, bool) or not isinstance(max_token, int) or max_token < 256:
+    if not _is_integer(max_token, 256):
         raise _fail("MAX_TOKEN_BYTES", f"must be an integer of at least 256, not {max_token!r}.")
     resolver = merged["USER_RESOLVER"]
     if resolver is not None and not isinstance(resolver, str):
         raise _fail("USER_RESOLVER", "must be a dotted path to a callable, or None.")
     token_cache_size = merged["TOKEN_CACHE_SIZE"]
-    if (
-        isinstance(token_cache_size, bool)
-        or not isinstance(token_cache_size, int)
-        or not 0 <= token_cache_size <= MAX_TOKEN_CACHE_SIZE
-    ):
+    if not _is_integer(token_cache_size, 0, MAX_TOKEN_CACHE_SIZE):
         raise _fail(
             "TOKEN_CACHE_SIZE",
             f"must be an integer from 0 (off) to {MAX_TOKEN_CACHE_SIZE}, not {token_cache_size!r}.",
@@ -329,6 +302,26 @@ def parse_settings(raw: object) -> JWTGuardSettings:
         scope_claims=_strings(merged, "SCOPE_CLAIMS", allow_single=False),
         token_cache_size=token_cache_size,
     )
+
+
+def _issuers(raw: Mapping[str, Any], entries: object) -> list[IssuerConfig]:
+    """The issuers: each ``ISSUERS`` entry over the top-level issuer keys, or the top level alone."""
+    shared = {k: v for k, v in raw.items() if k in ISSUER_DEFAULTS}
+    if not isinstance(entries, (list, tuple)):
+        raise _fail("ISSUERS", "must be a list of dicts, one per issuer.")
+    if not entries:
+        return [_issuer_config(shared, SETTINGS_NAME)]
+    if "ISSUER" in raw:
+        raise _fail("ISSUER", "and ISSUERS cannot both be set; put every issuer in ISSUERS.")
+    issuers = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise _fail("ISSUERS", f"entry {index} must be a dict, not {type(entry).__name__}.")
+        issuers.append(_issuer_config({**shared, **entry}, f"ISSUERS[{index}]"))
+    names = [c.issuer for c in issuers]
+    if len(set(names)) != len(names):
+        raise _fail("ISSUERS", "names the same ISSUER twice.")
+    return issuers
 
 
 _reset_callbacks: list[Callable[[], None]] = []

@@ -19,15 +19,16 @@ import re
 import socket
 import ssl
 import threading
-import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from jwtguard import __version__
-from jwtguard.conf import is_loopback_url
+from jwtguard.clock import elapsed, time_left
 from jwtguard.exceptions import FetchError
+from jwtguard.strictjson import reject_constant
+from jwtguard.urlpolicy import is_loopback_url, may_fetch, may_follow
 
 USER_AGENT = f"jwtguard/{__version__}"
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
@@ -51,16 +52,12 @@ class FetchResult:
 
 
 def check_url_allowed(url: str) -> None:
-    """Refuse anything but https, and plain http to a loopback address (a local development issuer)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
-    except ValueError:
-        # A jwks_uri from a discovery document is the issuer's to write: "host:99999" or "[::1" included.
-        pass
-    else:
-        if parts.hostname and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url))):
-            return
+    """Refuse anything but https, and plain http to a loopback address (``jwtguard.urlpolicy.may_fetch``).
+
+    A jwks_uri from a discovery document is the issuer's to write: "host:99999" or "[::1" included.
+    """
+    if may_fetch(url):
+        return
     raise FetchError(f"refusing to fetch {url!r}: only https, or http to a loopback address, is allowed")
 
 
@@ -141,23 +138,17 @@ class _HTTPSConnection(http.client.HTTPSConnection):
         self._held = held
         self._create_connection = self._create_held_connection
 
-    def _time_left(self) -> float:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("deadline passed")
-        return left
-
     def _create_held_connection(self, address: tuple[str, int], timeout: float, source: Any = None) -> socket.socket:
         # socket.create_connection, but the name lookup is bounded by the deadline too (the watchdog cannot
         # interrupt getaddrinfo), and each socket is held by the watchdog before it connects.
         host, port = address
         error: OSError = OSError(f"no address for {host!r}")
-        for family, kind, proto, _name, sockaddr in resolve(host, port, self._time_left()):
+        for family, kind, proto, _name, sockaddr in resolve(host, port, time_left(self._deadline, self._server_name)):
             sock = socket.socket(family, kind, proto)
             self._held.append(sock)
             try:
                 # Checked once held: had the watchdog fired before, it could not have seen this socket.
-                sock.settimeout(self._time_left())
+                sock.settimeout(time_left(self._deadline, self._server_name))
                 sock.connect(sockaddr)
             except OSError as exc:
                 sock.close()
@@ -175,7 +166,7 @@ class _HTTPSConnection(http.client.HTTPSConnection):
         tls = self._tls_context.wrap_socket(self.sock, server_hostname=self._server_name, do_handshake_on_connect=False)
         self.sock = tls
         self._held.append(tls)
-        tls.settimeout(self._time_left())
+        tls.settimeout(time_left(self._deadline, self._server_name))
         tls.do_handshake()
 
 
@@ -190,7 +181,7 @@ def resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
     def lookup() -> None:
         try:
             answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode (a label over 63)
             answer.append(exc)
 
     worker = threading.Thread(target=lookup, name="jwtguard-resolve", daemon=True)
@@ -198,7 +189,7 @@ def resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
     worker.join(timeout)
     if not answer:
         raise TimeoutError(f"resolving {host!r} took longer than the time left")
-    if isinstance(answer[0], OSError):
+    if isinstance(answer[0], Exception):
         raise answer[0]
     result: list[tuple[Any, ...]] = answer[0]
     return result
@@ -227,13 +218,6 @@ def _connection(
     return conn, path
 
 
-def _remaining(deadline: float, url: str) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise FetchError(f"{url}: no complete answer within the deadline")
-    return left
-
-
 def _cut(conn: http.client.HTTPConnection, held: list[socket.socket]) -> None:
     """Shut the connection's socket so that a read blocked in another thread returns at once."""
     for sock in (conn.sock, *held):
@@ -243,13 +227,24 @@ def _cut(conn: http.client.HTTPConnection, held: list[socket.socket]) -> None:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+@dataclass
+class _Exchange:
+    """One GET in progress: what it asks for, and what bounds it."""
+
+    url: str
+    timeout: float
+    max_bytes: int
+    proxy: _Proxy | None
+    deadline: float
+    #: Every socket of the exchange, for the watchdog to cut.
+    held: list[socket.socket] = field(default_factory=list)
+
+    def time_left(self) -> float:
+        return time_left(self.deadline, self.url)
+
+
 def fetch_json(
-    url: str,
-    *,
-    timeout: float,
-    max_bytes: int,
-    etag: str | None = None,
-    last_modified: str | None = None,
+    url: str, *, timeout: float, max_bytes: int, etag: str | None = None, last_modified: str | None = None
 ) -> FetchResult:
     """GET ``url`` and return its JSON object, or raise ``FetchError`` saying why not.
 
@@ -257,76 +252,112 @@ def fetch_json(
     deadline, so a server that trickles its status line or headers a byte at a time is cut off too.
     """
     check_url_allowed(url)
-    proxy = _proxy_for(url)
-    via = f" (through proxy {proxy})" if proxy else ""
-    deadline = time.monotonic() + timeout
+    exchange = _Exchange(url, timeout, max_bytes, _proxy_for(url), elapsed() + timeout)
+    try:
+        conn, path = _connection(url, exchange.proxy, timeout, exchange.deadline, exchange.held)
+    except http.client.InvalidURL as exc:  # a host with a space or a control character in it
+        raise _failure(exchange, exc) from exc
+    watchdog = threading.Timer(timeout, _cut, args=(conn, exchange.held))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        response, sock = _get(conn, path, _request_headers(etag, last_modified), exchange)
+        if response.status == 304:
+            return FetchResult(url, 304, None, etag, last_modified, parse_max_age(response.getheader("Cache-Control")))
+        body = _read_body(response, sock, exchange)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # A FetchError of ours passes untouched; the deadline passing (DeadlinePassed) is a TimeoutError.
+        raise _failure(exchange, exc) from exc
+    finally:
+        watchdog.cancel()
+        conn.close()
+    return FetchResult(
+        url,
+        200,
+        _json_document(url, body),
+        response.getheader("ETag"),
+        response.getheader("Last-Modified"),
+        parse_max_age(response.getheader("Cache-Control")),
+    )
+
+
+def _request_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    held: list[socket.socket] = []
-    conn, path = _connection(url, proxy, timeout, deadline, held)
-    watchdog = threading.Timer(timeout, _cut, args=(conn, held))
-    watchdog.daemon = True
-    watchdog.start()
+    return headers
+
+
+def _get(
+    conn: http.client.HTTPConnection, path: str, headers: dict[str, str], exchange: _Exchange
+) -> tuple[http.client.HTTPResponse, socket.socket]:
+    """Connect, send the GET and read the status line and headers: a 200, or a 304 to a conditional GET."""
+    conn.connect()
+    # Our own reference: on "Connection: close" http.client hands the socket to the response (conn.sock = None).
+    sock = conn.sock
+    assert sock is not None
+    exchange.held.append(sock)
+    conn.request("GET", path, headers=headers)
+    sock.settimeout(exchange.time_left())
+    response = conn.getresponse()
+    if response.status == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
+        return response, sock
+    if response.status != 200:
+        # Redirects included: following one would let the answer come from a host nobody configured.
+        raise FetchError(f"{exchange.url}: HTTP {response.status} {response.reason}")
+    return response, sock
+
+
+def _read_body(response: http.client.HTTPResponse, sock: socket.socket, exchange: _Exchange) -> bytes:
+    """The whole body, within the size cap and the deadline; a body cut short is refused, never returned."""
+    url, max_bytes = exchange.url, exchange.max_bytes
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte cap")
+    body = bytearray()
+    # From Python 3.13 the response closes itself on reading its last byte (with "Connection: close" the
+    # socket too): a closed response is the end of the body, and its socket must not be touched again.
+    while not response.isclosed():
+        sock.settimeout(exchange.time_left())
+        chunk = response.read1(_CHUNK)
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > max_bytes:
+            raise FetchError(f"{url}: body is over the {max_bytes}-byte cap")
+    # A body cut short (by the watchdog or the server) is never parsed: a prefix can be valid JSON.
+    exchange.time_left()
+    if response.length:
+        raise FetchError(f"{url}: body ended {response.length} bytes short of its Content-Length")
+    return bytes(body)
+
+
+def _failure(exchange: _Exchange, exc: Exception) -> FetchError:
+    """The ``FetchError`` for what the socket or http.client raised, in words an operator can act on."""
+    url, proxy = exchange.url, exchange.proxy
+    via = f" (through proxy {proxy})" if proxy else ""
+    if isinstance(exc, (socket.timeout, TimeoutError)) or elapsed() >= exchange.deadline:
+        return FetchError(f"{url}: no complete answer within {exchange.timeout}s{via}")
+    refusal = str(exc).partition("Tunnel connection failed:")[2].strip()
+    if proxy and refusal:
+        # http.client's words for a CONNECT answered other than 200: 407, 403, 502 ...
+        return FetchError(f"{url}: proxy {proxy} answered CONNECT with HTTP {refusal}")
+    return FetchError(f"{url}: {type(exc).__name__}: {exc}{via}")
+
+
+def _json_document(url: str, body: bytes) -> dict[str, Any]:
+    """The body as a JSON object of bounded depth (standard JSON only: no NaN, no Infinity)."""
     try:
-        conn.connect()
-        # Our own reference: on "Connection: close" http.client hands the socket to the response (conn.sock = None).
-        sock = conn.sock
-        assert sock is not None
-        held.append(sock)
-        conn.request("GET", path, headers=headers)
-        sock.settimeout(_remaining(deadline, url))
-        response = conn.getresponse()
-        if response.status == 304 and (etag or last_modified):
-            return FetchResult(url, 304, None, etag, last_modified, parse_max_age(response.getheader("Cache-Control")))
-        if response.status != 200:
-            # Redirects included: following one would let the answer come from a host nobody configured.
-            raise FetchError(f"{url}: HTTP {response.status} {response.reason}")
-        declared = response.getheader("Content-Length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte cap")
-        body = bytearray()
-        # From Python 3.13 the response closes itself on reading its last byte (with "Connection: close" the
-        # socket too): a closed response is the end of the body, and its socket must not be touched again.
-        while not response.isclosed():
-            sock.settimeout(_remaining(deadline, url))
-            chunk = response.read1(_CHUNK)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > max_bytes:
-                raise FetchError(f"{url}: body is over the {max_bytes}-byte cap")
-        # A body cut short (by the watchdog or the server) is never parsed: a prefix can be valid JSON.
-        _remaining(deadline, url)
-        if response.length:
-            raise FetchError(f"{url}: body ended {response.length} bytes short of its Content-Length")
-        result_etag = response.getheader("ETag")
-        result_last_modified = response.getheader("Last-Modified")
-        max_age = parse_max_age(response.getheader("Cache-Control"))
-    except FetchError:
-        raise
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        if isinstance(exc, (socket.timeout, TimeoutError)) or time.monotonic() >= deadline:
-            raise FetchError(f"{url}: no complete answer within {timeout}s{via}") from exc
-        refusal = str(exc).partition("Tunnel connection failed:")[2].strip()
-        if proxy and refusal:
-            # http.client's words for a CONNECT answered other than 200: 407, 403, 502 ...
-            raise FetchError(f"{url}: proxy {proxy} answered CONNECT with HTTP {refusal}") from exc
-        raise FetchError(f"{url}: {type(exc).__name__}: {exc}{via}") from exc
-    finally:
-        watchdog.cancel()
-        conn.close()
-    try:
-        document = json.loads(bytes(body).decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(body.decode("utf-8"), parse_constant=reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FetchError(f"{url}: body is not valid JSON") from exc
     if not isinstance(document, dict):
         raise FetchError(f"{url}: JSON body is a {type(document).__name__}, not an object")
     if _too_deep(document, MAX_JSON_DEPTH):
         raise FetchError(f"{url}: JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
-    return FetchResult(url, 200, document, result_etag, result_last_modified, max_age)
+    return document
 
 
 def _too_deep(document: Any, limit: int) -> bool:
@@ -346,10 +377,6 @@ def _too_deep(document: Any, limit: int) -> bool:
     return False
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def discover_jwks_url(issuer: str, *, timeout: float, max_bytes: int) -> str:
     """The ``jwks_uri`` of ``issuer``'s OIDC discovery document, checked as OIDC Discovery 4.3 asks."""
     discovery_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -363,7 +390,6 @@ def discover_jwks_url(issuer: str, *, timeout: float, max_bytes: int) -> str:
     if not isinstance(jwks_uri, str):
         raise FetchError(f"{discovery_url}: discovery document has no jwks_uri")
     check_url_allowed(jwks_uri)
-    if urlsplit(jwks_uri).scheme != "https" and not is_loopback_url(discovery_url):
-        # An https issuer's document must not send us to plain http, even on this host.
+    if not may_follow(discovery_url, jwks_uri):
         raise FetchError(f"{discovery_url}: jwks_uri {jwks_uri!r} is not https")
     return jwks_uri

@@ -27,11 +27,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from jwt.algorithms import get_default_algorithms
 from jwt.exceptions import PyJWTError
 
 from jwtguard import signals
+from jwtguard.algorithms import KEY_LOADERS, algorithms_for_key
 from jwtguard.cache import SharedCache
+from jwtguard.clock import elapsed, time_left
 from jwtguard.conf import IssuerConfig, on_reset
 from jwtguard.exceptions import AlgorithmNotAllowed, FetchError, KeySetUnavailable, UnknownKeyId
 from jwtguard.fetch import FetchResult, discover_jwks_url, fetch_json
@@ -49,21 +50,10 @@ MAX_BACKOFF = 300.0
 _PENDING, _DONE = "pending", "done"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
-_ALGORITHMS = get_default_algorithms()
-_KTY_ALGORITHMS: dict[tuple[str, str | None], frozenset[str]] = {
-    ("RSA", None): frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}),
-    ("EC", "P-256"): frozenset({"ES256"}),
-    ("EC", "P-384"): frozenset({"ES384"}),
-    ("EC", "P-521"): frozenset({"ES512"}),
-    ("OKP", "Ed25519"): frozenset({"EdDSA"}),
-    ("OKP", "Ed448"): frozenset({"EdDSA"}),
-}
-_ALGORITHM_FOR_KTY = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}
-
 
 @dataclass(frozen=True)
 class VerificationKey:
-    """One public key from the key set, with the algorithms it may verify (``validation.signature_is_valid``)."""
+    """One public key from the key set, with the algorithms it may verify (``jwtguard.algorithms``)."""
 
     kid: str
     kty: str
@@ -144,36 +134,49 @@ def _parse_key(jwk: dict[str, Any], allowed: tuple[str, ...], *, source: str, in
     if not isinstance(kid, str) or not kid:
         logger.info("jwtguard: %s has no kid; skipped (tokens must name their key)", label)
         return None
+    if not _is_public_signing_key(jwk, label) or not isinstance(kty, str):
+        return None
+    usable = _usable_algorithms(jwk, kty, allowed, label)
+    if not usable:
+        return None
+    key = _load_key(jwk, kty, label)
+    return None if key is None else VerificationKey(kid=kid, kty=kty, algorithms=usable, key=key)
+
+
+def _is_public_signing_key(jwk: dict[str, Any], label: str) -> bool:
+    """No private members, ``use`` (if any) ``sig``, ``key_ops`` (if any) a list with ``verify``."""
     if _PRIVATE_MEMBERS & jwk.keys():
         logger.error("jwtguard: %s publishes PRIVATE key material; the key is not used. Rotate it now.", label)
-        return None
+        return False
     if jwk.get("use", "sig") != "sig":
-        return None
+        return False
     key_ops = jwk.get("key_ops")
-    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
-        return None
-    crv = jwk.get("crv") if kty in ("EC", "OKP") else None
-    if not isinstance(kty, str) or not (crv is None or isinstance(crv, str)):
-        return None
-    can_do = _KTY_ALGORITHMS.get((kty, crv))
-    if can_do is None:
-        logger.info("jwtguard: %s has unsupported kty/crv %r/%r; skipped", label, kty, crv)
-        return None
+    return key_ops is None or (isinstance(key_ops, list) and "verify" in key_ops)
+
+
+def _usable_algorithms(jwk: dict[str, Any], kty: str, allowed: tuple[str, ...], label: str) -> frozenset[str]:
+    """The allowed algorithms the key's type and curve bind it to, narrowed to its own ``alg`` if it names one."""
+    can_do = algorithms_for_key(kty, jwk.get("crv"))
+    if not can_do:
+        logger.info("jwtguard: %s has unsupported kty/crv %r/%r; skipped", label, kty, jwk.get("crv"))
+        return can_do
     declared = jwk.get("alg")
     if declared is not None:
         can_do = can_do & {declared} if isinstance(declared, str) else frozenset()
-    usable = can_do & frozenset(allowed)
-    if not usable:
-        return None
+    return can_do & frozenset(allowed)
+
+
+def _load_key(jwk: dict[str, Any], kty: str, label: str) -> Any:
+    """The cryptography public key, or None (logged) for a key that cannot be loaded or is too weak."""
     try:
-        key = _ALGORITHMS[_ALGORITHM_FOR_KTY[kty]].from_jwk(jwk)
+        key = KEY_LOADERS[kty](jwk)
     except (PyJWTError, ValueError, TypeError, KeyError, OverflowError) as exc:
         logger.warning("jwtguard: %s cannot be loaded (%s); skipped", label, exc)
         return None
     if kty == "RSA" and key.key_size < MIN_RSA_BITS:
         logger.warning("jwtguard: %s is a %d-bit RSA key, under %d; skipped", label, key.key_size, MIN_RSA_BITS)
         return None
-    return VerificationKey(kid=kid, kty=kty, algorithms=usable, key=key)
+    return key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -351,7 +354,7 @@ class KeyProvider:
             # Like a fresh set, a stale one is served from memory until the next recheck: an issuer outage
             # must not cost a cache round-trip per request (a new set still arrives by L2).
             self._counts["stale_served"] += 1
-            self._stale_quiet_until = time.monotonic() + self.config.jwks_l1_recheck
+            self._stale_quiet_until = elapsed() + self.config.jwks_l1_recheck
         return keyset
 
     def counters(self) -> KeySetCounters:
@@ -444,19 +447,19 @@ class KeyProvider:
     def _stale_in_memory(self, now: float) -> KeySet | None:
         """L1 past its freshness, while a stale set is served from memory (see ``usable_keyset``)."""
         keyset = self._keyset
-        if keyset is None or now >= keyset.stale_until or time.monotonic() >= self._stale_quiet_until:
+        if keyset is None or now >= keyset.stale_until or elapsed() >= self._stale_quiet_until:
             return None
         self._counts["stale_served"] += 1
         return keyset
 
     def _l1_current(self, keyset: KeySet, now: float) -> bool:
-        return now < keyset.fresh_until and time.monotonic() - self._checked_at < self.config.jwks_l1_recheck
+        return now < keyset.fresh_until and elapsed() - self._checked_at < self.config.jwks_l1_recheck
 
     def _adopt(self, entry: Any) -> KeySet | None:
         """Make a shared entry this process's L1 (parsing only when it changed); returns the L1 key set."""
         with self._adopt_lock:
             current = self._keyset
-            self._checked_at = time.monotonic()
+            self._checked_at = elapsed()
             if not _is_entry(entry):
                 if entry is None and current is not None and time.time() < current.stale_until:
                     # The shared entry is gone (evicted, or a Redis restart): give it back without a fetch,
@@ -560,12 +563,12 @@ class KeyProvider:
         cooldown = self.config.jwks_refresh_cooldown
         if cooldown > 0 and not self.cache.add(self.cooldown_key, _PENDING, cooldown):
             return self._within_cooldown(kid, shared)
-        started = time.monotonic()
+        started = elapsed()
         try:
             return self._refresh_for_kid(kid, shared) or shared
         finally:
             if cooldown > 0:
-                self._end_cooldown_fetch(cooldown - (time.monotonic() - started))
+                self._end_cooldown_fetch(cooldown - (elapsed() - started))
 
     def _within_cooldown(self, kid: str, shared: KeySet) -> KeySet:
         """Another process opened this cooldown window: its fetch, or the set it left, is the answer."""
@@ -587,9 +590,9 @@ class KeyProvider:
 
     def _wait_for_update(self, current: KeySet | None, kid: str | None) -> KeySet | None:
         """Wait, bounded, for another process's fetch to land in the shared entry."""
-        deadline = time.monotonic() + self._lock_timeout()
+        deadline = elapsed() + self._lock_timeout()
         baseline = current.fetched_at if current is not None else None
-        while time.monotonic() < deadline:
+        while elapsed() < deadline:
             time.sleep(POLL_INTERVAL)
             entry = self.cache.get(self.entry_key)
             if _is_entry(entry) and (baseline is None or entry["fetched_at"] > baseline):
@@ -628,7 +631,7 @@ class KeyProvider:
         if isinstance(cached, str):
             return cached
         url = discover_jwks_url(
-            self.config.issuer, timeout=_time_left(deadline, self.config.issuer), max_bytes=self.config.jwks_max_bytes
+            self.config.issuer, timeout=time_left(deadline, self.config.issuer), max_bytes=self.config.jwks_max_bytes
         )
         self.cache.set(self.discovery_key, url, max(self.config.jwks_cache_ttl, 3600))
         return url
@@ -636,7 +639,7 @@ class KeyProvider:
     def _fetch_and_store(self, reason: str, base: KeySet | None) -> KeySet | None:
         """Fetch from the issuer and share the result; on failure arm the backoff and keep ``base``."""
         config = self.config
-        started = time.monotonic()
+        started = elapsed()
         # One HTTP_TIMEOUT for discovery and key set together: no request waits on the issuer longer.
         deadline = started + config.http_timeout
         url = config.jwks_url or "(discovery)"
@@ -645,15 +648,15 @@ class KeyProvider:
             same_url = base is not None and base.url == url
             result = fetch_json(
                 url,
-                timeout=_time_left(deadline, url),
+                timeout=time_left(deadline, url),
                 max_bytes=config.jwks_max_bytes,
                 etag=base.etag if same_url and base else None,
                 last_modified=base.last_modified if same_url and base else None,
             )
             keyset = self._keyset_from(result, base)
         except FetchError as exc:
-            return self._fetch_failed(reason, url, exc, base, time.monotonic() - started)
-        duration = time.monotonic() - started
+            return self._fetch_failed(reason, url, exc, base, elapsed() - started)
+        duration = elapsed() - started
         self._store(keyset)
         self._fetched(reason, url, result.status, keyset, duration)
         return keyset
@@ -665,7 +668,7 @@ class KeyProvider:
         self.cache.delete(self.failures_key)
         with self._adopt_lock:
             self._keyset = keyset
-            self._checked_at = time.monotonic()
+            self._checked_at = elapsed()
         self.last_error = None
 
     def _fetched(self, reason: str, url: str, status: int, keyset: KeySet, duration: float) -> None:
@@ -770,13 +773,6 @@ def _algorithms_by_kid(keyset: KeySet | None) -> dict[str, tuple[str, ...]]:
     return {
         kid: tuple(sorted({alg for key in keys for alg in key.algorithms})) for kid, keys in sorted(keyset.keys.items())
     }
-
-
-def _time_left(deadline: float, what: str) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise FetchError(f"{what}: no time left of HTTP_TIMEOUT")
-    return left
 
 
 def _is_entry(entry: Any) -> bool:

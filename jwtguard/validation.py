@@ -5,9 +5,7 @@
 3. key: ``KeyProvider.get_key(kid, alg)`` (L1 memory, L2 shared cache, at most then the issuer).
 4. verify: the signature with PyJWT's algorithm for ``alg``, then the claims and their JSON types.
 
-The token is decoded exactly once; the signature is checked by cryptography with the padding and hash
-PyJWT's algorithm objects use (called directly: the hot path is measured against a bare ``jwt.decode``,
-see ``docs/performance.md``).
+The token is decoded exactly once; the signature is checked by the algorithm table (``jwtguard.algorithms``).
 """
 
 from __future__ import annotations
@@ -21,16 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature as _BadSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from jwtguard import signals
-from jwtguard.conf import NO_ISS, IssuerConfig, JWTGuardSettings, get_settings, normalise_media_type, on_reset
+from jwtguard.algorithms import SIGNATURE_CHECKS
+from jwtguard.conf import NO_ISS, IssuerConfig, JWTGuardSettings, get_settings, on_reset
 from jwtguard.exceptions import (
     AlgorithmNotAllowed,
     InvalidAudience,
@@ -51,6 +46,8 @@ from jwtguard.exceptions import (
     UnsupportedHeader,
 )
 from jwtguard.jwks import KeyProvider, VerificationKey, get_provider
+from jwtguard.mediatypes import normalise as normalise_media_type
+from jwtguard.strictjson import reject_constant
 from jwtguard.tokencache import CachedToken, TokenCache
 from jwtguard.tokens import AccessToken as AccessToken  # its home is tokens.py; users import it from here
 
@@ -97,12 +94,8 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 # Built once: json.loads(..., object_pairs_hook=...) would build a decoder and its scanner per call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=reject_constant)
 _scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
@@ -147,68 +140,12 @@ def parse(raw: str, *, max_bytes: int) -> ParsedToken:
     )
 
 
-SignatureCheck = Callable[[Any, bytes, bytes], None]
-
-
-def _rsa_pkcs1(hash_algorithm: hashes.HashAlgorithm) -> SignatureCheck:
-    pkcs1 = padding.PKCS1v15()
-
-    def check(key: Any, message: bytes, signature: bytes) -> None:
-        key.verify(signature, message, pkcs1, hash_algorithm)
-
-    return check
-
-
-def _rsa_pss(hash_algorithm: hashes.HashAlgorithm) -> SignatureCheck:
-    # PyJWT's RSAPSSAlgorithm: MGF1 with the same hash, salt as long as the digest (RFC 7518 3.5).
-    pss = padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size)
-
-    def check(key: Any, message: bytes, signature: bytes) -> None:
-        key.verify(signature, message, pss, hash_algorithm)
-
-    return check
-
-
-def _ecdsa(hash_algorithm: hashes.HashAlgorithm) -> SignatureCheck:
-    ecdsa = ECDSA(hash_algorithm)
-
-    def check(key: Any, message: bytes, signature: bytes) -> None:
-        # JWS carries r || s, each as long as the curve's order (RFC 7518 3.4); cryptography wants DER.
-        size = (key.curve.key_size + 7) // 8
-        if len(signature) != 2 * size:
-            raise _BadSignature("ECDSA signature of the wrong length")
-        r = int.from_bytes(signature[:size], "big")
-        s = int.from_bytes(signature[size:], "big")
-        key.verify(encode_dss_signature(r, s), message, ecdsa)
-
-    return check
-
-
-def _eddsa(key: Any, message: bytes, signature: bytes) -> None:
-    key.verify(signature, message)
-
-
-#: One signature check per algorithm jwtguard accepts, each raising ``cryptography``'s InvalidSignature.
-_SIGNATURE_CHECKS: dict[str, SignatureCheck] = {
-    "RS256": _rsa_pkcs1(hashes.SHA256()),
-    "RS384": _rsa_pkcs1(hashes.SHA384()),
-    "RS512": _rsa_pkcs1(hashes.SHA512()),
-    "PS256": _rsa_pss(hashes.SHA256()),
-    "PS384": _rsa_pss(hashes.SHA384()),
-    "PS512": _rsa_pss(hashes.SHA512()),
-    "ES256": _ecdsa(hashes.SHA256()),
-    "ES384": _ecdsa(hashes.SHA384()),
-    "ES512": _ecdsa(hashes.SHA512()),
-    "EdDSA": _eddsa,
-}
-
-
 def signature_is_valid(key: VerificationKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
     """Whether ``signature`` over ``signing_input`` verifies with ``key`` under ``alg`` (one of the key's own)."""
     if alg not in key.algorithms:
         return False
     try:
-        _SIGNATURE_CHECKS[alg](key.key, signing_input, signature)
+        SIGNATURE_CHECKS[alg](key.key, signing_input, signature)
     except _BadSignature:
         return False
     return True
@@ -227,6 +164,10 @@ class TokenValidator:
     Stateless apart from its settings, a memo of each issuer's ``KeyProvider``, and the verified-token cache
     when ``TOKEN_CACHE_SIZE`` turns it on (see ``jwtguard.tokencache``).
     """
+
+    #: How often, in this process, an exception that is no ``JWTGuardError`` escaped validation: each is a bug
+    #: of ours, answered 401 and logged (jwtguard's own test suite fails any test in which this grows).
+    unexpected_errors: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -284,14 +225,21 @@ class TokenValidator:
         except JWTGuardError:
             raise
         except Exception as exc:
-            # A bug of ours must not become a 500 that tells the client more than "no" (every door comes here).
-            logger.exception("jwtguard: unexpected error while validating a token")
-            error = TokenError(f"unexpected validation error: {type(exc).__name__}")
-            self.rejected(error, config)
-            raise error from exc
+            # The last resort, not the way errors are handled: what hostile input can raise is turned into a
+            # JWTGuardError where it arises (parse, key loading, signature checks, fetch). Anything else is a bug.
+            raise self._unexpected(exc, config) from exc
         if cache is not None:
             cache.put(raw, CachedToken(token=_copy(token), key=key, kid=kid, alg=alg))
         return token
+
+    def _unexpected(self, exc: Exception, config: IssuerConfig | None) -> TokenError:
+        """A bug of ours must not become a 500 that tells the client more than "no" (every door comes here):
+        logged with its traceback, counted, and refused as ``invalid_token``."""
+        TokenValidator.unexpected_errors += 1
+        logger.exception("jwtguard: unexpected error while validating a token")
+        error = TokenError(f"unexpected validation error: {type(exc).__name__}")
+        self.rejected(error, config)
+        return error
 
     def _revalidate(self, raw: str, entry: CachedToken, cache: TokenCache, *, local: bool) -> AccessToken | None:
         """A cached token again, if its key is still the one the provider hands out and its times still hold;

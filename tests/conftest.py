@@ -73,6 +73,37 @@ def _no_traffic_off_loopback() -> Iterator[None]:
         pytest.fail(f"the test reached for a host off loopback: {attempts}")
 
 
+# -- no bug hidden as a 401 ---------------------------------------------------------------------------------
+# In production an exception escaping validation that is no JWTGuardError (a bug of ours) answers 401 and is
+# logged; here it fails the test. A test that raises one on purpose, to prove that 401, says so with
+# @pytest.mark.unexpected_error (and then must see the guard fire).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "unexpected_error: the test makes validation raise an unexpected exception on purpose "
+        "(the last-resort guard of TokenValidator must fire, instead of failing the test)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_validation_error(request: pytest.FixtureRequest) -> Iterator[None]:
+    from jwtguard.validation import TokenValidator
+
+    before = TokenValidator.unexpected_errors
+    yield
+    fired = TokenValidator.unexpected_errors - before
+    expected = request.node.get_closest_marker("unexpected_error") is not None
+    if fired and not expected:
+        pytest.fail(
+            f"an unexpected exception escaped validation {fired} time(s) (answered 401 as invalid_token): "
+            "a bug of jwtguard; the log has its traceback"
+        )
+    if expected and not fired:
+        pytest.fail("marked unexpected_error, but validation's last-resort guard never fired")
+
+
 @pytest.fixture(autouse=True)
 def _clean_fake_cache() -> None:
     caches["default"].clear()

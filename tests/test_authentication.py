@@ -151,6 +151,7 @@ class TestHttpAnswers:
         user, claims = JWTAccessTokenAuthentication().authenticate(request_with(f"bEaReR {token}"))
         assert user.id == "user-1"
 
+    @pytest.mark.unexpected_error
     def test_an_unexpected_error_is_a_401_not_a_500(
         self, jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch
     ) -> None:

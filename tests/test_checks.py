@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.checks import Error, Info, Warning
+from django.core.checks import Error, Info, Tags, Warning
+from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
@@ -324,6 +325,41 @@ class TestConditions:
             assert message.hint
             assert message.hint.endswith((".", ")")), message.hint
             assert isinstance(message, Error) == message.id.startswith("jwtguard.E")
+
+
+class TestTags:
+    """The security checks run under Django's ``security`` tag (``manage.py check --tag security``)."""
+
+    EVERYTHING_WRONG = {
+        **GOOD,
+        "JWKS_URL": "http://idp.example.com/jwks",
+        "LEEWAY": 3600,
+        "JWKS_CACHE_TTL": 10,
+        "JWKS_L1_RECHECK": 10,
+        "JWKS_REFRESH_COOLDOWN": 0,
+        "JWKS_MAX_STALE": 5,
+    }
+
+    def test_the_security_tag_runs_the_security_checks_only(self, settings: Any) -> None:
+        settings.JWTGUARD = self.EVERYTHING_WRONG
+        settings.CACHES = {"default": LOCMEM}
+        found = {m.id for m in registry.run_checks(tags=[Tags.security]) if m.id.startswith("jwtguard.")}
+        assert found == {"jwtguard.E006", "jwtguard.W002", "jwtguard.W006"}
+        assert found <= checks.SECURITY_CHECK_IDS
+        everything = {m.id for m in registry.run_checks() if m.id.startswith("jwtguard.")}
+        assert everything == set(ids(check_settings()))
+        assert everything - found == {"jwtguard.W001", "jwtguard.W004", "jwtguard.W005"}
+
+    def test_a_missing_audience_and_hmac_are_security_findings(self, settings: Any, redis_caches: None) -> None:
+        settings.JWTGUARD = {"ISSUER": GOOD["ISSUER"], "ALGORITHMS": ["HS256"]}
+        found = [m.id for m in registry.run_checks(tags=[Tags.security]) if m.id.startswith("jwtguard.")]
+        assert found == ["jwtguard.E003", "jwtguard.E004"]
+
+    def test_the_docs_name_the_tag_of_each_security_check(self) -> None:
+        page = (ROOT / "docs" / "checks.md").read_text()
+        sections = re.split(r"^## ", page, flags=re.MULTILINE)[1:]
+        tagged = {section[1:14] for section in sections if "Tag: `security`" in section}
+        assert tagged == checks.SECURITY_CHECK_IDS
 
 
 class TestManagePyCheck:

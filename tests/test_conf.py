@@ -160,18 +160,18 @@ def test_reset_runs_the_registered_callbacks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "loopback"),
+    ("values", "found"),
     [
-        ("http://127.0.0.1:8000/x", True),
-        ("http://127.9.9.9/x", True),
-        ("http://[::1]:8000/x", True),
-        ("http://localhost/x", True),
-        ("http://10.0.0.1/x", False),
-        ("https://localhost.example.com/x", False),
+        ({"JWKS_URL": "http://idp.example.com/jwks"}, ("JWKS_URL", "http://idp.example.com/jwks")),
+        ({"ISSUER": "http://idp.example.com"}, ("ISSUER", "http://idp.example.com/.well-known/openid-configuration")),
+        ({"ISSUER": "http://idp.example.com", "JWKS_URL": "https://idp.example.com/jwks"}, None),
+        ({"JWKS_URL": "http://127.0.0.1:8000/jwks"}, None),
+        ({}, None),
     ],
 )
-def test_loopback_urls(url: str, loopback: bool) -> None:
-    assert conf.is_loopback_url(url) is loopback
+def test_conf_reports_a_url_that_would_be_fetched_over_plain_http(values: dict[str, Any], found: object) -> None:
+    config = parse_settings({**MINIMAL, **values}).issuers[0]
+    assert conf.remote_plain_http(config) == found
 
 
 @pytest.mark.parametrize("token_type", ["at+jwt", "application/at+jwt", "AT+JWT", "JWT", "application/jwt"])

@@ -744,6 +744,27 @@ class TestNameResolution:
         monkeypatch.setattr(socket, "getaddrinfo", unknown)
         refused_within_timeout(f"https://{IDP}/jwks", "gaierror")
 
+    def test_a_name_idna_cannot_encode_is_a_fetch_error_at_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def too_long(*args: Any, **kwargs: Any) -> Any:
+            # What socket.getaddrinfo raises for a label over 63 characters: a UnicodeError, not an OSError.
+            raise UnicodeError("encoding with 'idna' codec failed (UnicodeError: label empty or too long)")
+
+        monkeypatch.setattr(socket, "getaddrinfo", too_long)
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="UnicodeError: encoding with 'idna' codec failed"):
+            fetch(f"https://{'a' * 64}.example.com/jwks", timeout=5)
+        assert time.monotonic() - started < 1, "refused at once, not when the deadline passes"
+
+    @pytest.mark.parametrize("host", ["idp .example.com", "idp\x00.example.com", "idp\x7f.example.com"])
+    def test_a_host_http_client_refuses_is_a_fetch_error(self, host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A jwks_uri is the issuer's to write; http.client refuses such a host before any connection.
+        def no_lookup(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a host http.client refuses must not be looked up")
+
+        monkeypatch.setattr("jwtguard.fetch.resolve", no_lookup)
+        with pytest.raises(FetchError, match="InvalidURL"):
+            fetch(f"https://{host}/jwks")
+
     def test_each_address_is_tried_in_turn(self, tls_issuer: TLSIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
         closed = free_port()
         addresses = [

@@ -737,6 +737,7 @@ class TestRefreshAhead:
         time.sleep(2 * jwks.REFRESH_AHEAD_AT + 0.05)
         assert provider.get_key_nowait(issuer.signing_key.kid, "RS256") is not None
         wait_for(lambda: provider.cache.get(provider.entry_key)["fetched_at"] > first.fetched_at)
+        wait_for(lambda: len(fetches(sent)) == 2)  # the signal follows the shared write
         assert fetches(sent) == ["cold", "refresh_ahead"]
 
     def test_a_set_read_from_the_shared_entry_near_expiry_is_refreshed_ahead(
@@ -748,6 +749,7 @@ class TestRefreshAhead:
         time.sleep(2 * jwks.REFRESH_AHEAD_AT + 0.05)
         provider.usable_keyset()
         wait_for(lambda: provider.cache.get(provider.entry_key)["fetched_at"] > first.fetched_at)
+        wait_for(lambda: len(fetches(sent)) == 2)  # the signal follows the shared write
         assert fetches(sent) == ["cold", "refresh_ahead"]
 
 

@@ -161,6 +161,7 @@ class TestInvalidToken:
         response = call(mode, "/jwt/whoami", f"Bearer {jwtguard_settings.mint(expires_in=-3600)}")
         assert "view" not in response.json()
 
+    @pytest.mark.unexpected_error
     @pytest.mark.parametrize("mode", MODES)
     def test_an_unexpected_error_is_a_401_not_a_500(
         self, jwtguard_settings: FakeIssuer, mode: str, monkeypatch: pytest.MonkeyPatch

@@ -4,6 +4,7 @@ clock every door judges tokens by (it is read at each call, never bound at impor
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -17,7 +18,10 @@ import time_machine
 from rest_framework.test import APIClient
 
 import jwtguard
-from jwtguard.exceptions import TokenExpired
+from jwtguard.clock import elapsed
+from jwtguard.conf import get_settings
+from jwtguard.exceptions import KeySetUnavailable, TokenExpired
+from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer
 from tests.support.protected_views import STACK, assert_refused, call
 
@@ -88,3 +92,31 @@ def test_the_middleware_judges_by_the_frozen_clock(
     with freeze(AFTER_EXPIRY):
         response = call(mode, "/jwt/whoami", f"Bearer {valid_token}")
     assert_refused(response, "token_expired")
+
+
+def test_a_wait_for_another_process_fetch_ends_under_a_frozen_clock(
+    issuer: FakeIssuer, configure: Callable[..., None], freeze: Freezer
+) -> None:
+    """Freezers stop ``time.monotonic`` (freezegun does); jwtguard's deadlines run on a clock they leave alone,
+    so a process waiting for another's fetch (here a fetcher that crashed holding the lock) still gives up."""
+    configure(issuer, HTTP_TIMEOUT=0.5)
+    provider = get_provider(get_settings().issuers[0])
+    provider.cache.add(provider.lock_key, "crashed", 60)
+    bound = provider._lock_timeout()
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        with freeze(INSIDE_LIFETIME):
+            try:
+                provider.usable_keyset()
+            except KeySetUnavailable as exc:
+                outcome.append(exc)
+
+    started = elapsed()
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    waiter.join(bound + 5)
+    assert not waiter.is_alive(), "the wait never ended under the frozen clock"
+    assert bound <= elapsed() - started < bound + 2
+    assert len(outcome) == 1
+    assert issuer.jwks_requests == 0

@@ -300,6 +300,7 @@ class TestUnicode:
         assert rejection(self.signed_with_sub(jwtguard_settings, sub)).code == "malformed_token"
 
 
+@pytest.mark.unexpected_error
 class TestUnexpectedErrors:
     """A bug inside validation is a refusal (invalid_token, logged), never a raw exception at any door."""
 

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -273,81 +273,85 @@ class FakeIssuer:
         self.stop()
 
 
-def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "jwtguard-FakeIssuer"
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one ``FakeIssuer`` (set per issuer by ``_handler_for``)."""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-            pass
+    issuer: ClassVar[FakeIssuer]
+    protocol_version = "HTTP/1.1"
+    server_version = "jwtguard-FakeIssuer"
 
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            with issuer._lock:
-                issuer.requests[parts.path] += 1
-            if parts.path == JWKS_PATH:
-                self._jwks()
-            elif parts.path == DISCOVERY_PATH:
-                self._json(issuer.discovery())
-            elif parts.path == "/mint" and issuer.allow_minting:
-                self._mint(parse_qs(parts.query))
-            elif parts.path == STATS_PATH:
-                # The request counts, for processes that cannot read ``issuer.requests`` (demo, e2e test).
-                with issuer._lock:
-                    counts = dict(issuer.requests)
-                self._json({"requests": counts, "jwks_requests": counts.get(JWKS_PATH, 0)})
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        with self.issuer._lock:
+            self.issuer.requests[parts.path] += 1
+        if parts.path == JWKS_PATH:
+            self._jwks()
+        elif parts.path == DISCOVERY_PATH:
+            self._json(self.issuer.discovery())
+        elif parts.path == "/mint" and self.issuer.allow_minting:
+            self._mint(parse_qs(parts.query))
+        elif parts.path == STATS_PATH:
+            # The request counts, for processes that cannot read ``issuer.requests`` (demo, e2e test).
+            with self.issuer._lock:
+                counts = dict(self.issuer.requests)
+            self._json({"requests": counts, "jwks_requests": counts.get(JWKS_PATH, 0)})
+        else:
+            self._send(404, b'{"error": "not found"}')
+
+    def _jwks(self) -> None:
+        fault = self.issuer.fault
+        if fault is None:
+            body = json.dumps(self.issuer.jwks()).encode()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            headers = [("ETag", etag)] if self.issuer.etag_enabled else []
+            if self.issuer.cache_control:
+                headers.append(("Cache-Control", self.issuer.cache_control))
+            if self.issuer.etag_enabled and self.headers.get("If-None-Match") == etag:
+                self._send(304, b"", headers)
             else:
-                self._send(404, b'{"error": "not found"}')
+                self._send(200, body, headers)
+            return
+        if fault.delay:
+            time.sleep(fault.delay)
+        body = fault.body if fault.body is not None else json.dumps(self.issuer.jwks()).encode()
+        if fault.trickle_interval is None:
+            self._send(fault.status, body, list(fault.headers))
+            return
+        self.send_response(fault.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for index in range(len(body)):
+            self.wfile.write(body[index : index + 1])
+            self.wfile.flush()
+            time.sleep(fault.trickle_interval)
 
-        def _jwks(self) -> None:
-            fault = issuer.fault
-            if fault is None:
-                body = json.dumps(issuer.jwks()).encode()
-                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-                headers = [("ETag", etag)] if issuer.etag_enabled else []
-                if issuer.cache_control:
-                    headers.append(("Cache-Control", issuer.cache_control))
-                if issuer.etag_enabled and self.headers.get("If-None-Match") == etag:
-                    self._send(304, b"", headers)
-                else:
-                    self._send(200, body, headers)
-                return
-            if fault.delay:
-                time.sleep(fault.delay)
-            body = fault.body if fault.body is not None else json.dumps(issuer.jwks()).encode()
-            if fault.trickle_interval is None:
-                self._send(fault.status, body, list(fault.headers))
-                return
-            self.send_response(fault.status)
+    def _mint(self, query: dict[str, list[str]]) -> None:
+        claims: dict[str, Any] = {name: values[-1] for name, values in query.items() if name != "expires_in"}
+        expires_in = float(query.get("expires_in", ["300"])[-1])
+        self._json({"access_token": self.issuer.mint(expires_in=expires_in, **claims), "token_type": "Bearer"})
+
+    def _json(self, document: dict[str, Any]) -> None:
+        self._send(200, json.dumps(document).encode())
+
+    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+        try:
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            for name, value in headers or []:
+                self.send_header(name, value)
             self.end_headers()
-            for index in range(len(body)):
-                self.wfile.write(body[index : index + 1])
-                self.wfile.flush()
-                time.sleep(fault.trickle_interval)
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
-        def _mint(self, query: dict[str, list[str]]) -> None:
-            claims: dict[str, Any] = {name: values[-1] for name, values in query.items() if name != "expires_in"}
-            expires_in = float(query.get("expires_in", ["300"])[-1])
-            self._json({"access_token": issuer.mint(expires_in=expires_in, **claims), "token_type": "Bearer"})
 
-        def _json(self, document: dict[str, Any]) -> None:
-            self._send(200, json.dumps(document).encode())
-
-        def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in headers or []:
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    return Handler
+def _handler_for(issuer: FakeIssuer) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"issuer": issuer})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jwtguard.conf import get_settings, is_loopback_url
+from jwtguard.conf import get_settings
+from jwtguard.urlpolicy import is_loopback_url
 
 
 class Command(BaseCommand):
