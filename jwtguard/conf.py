@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-from jwtguard.algorithms import SUPPORTED, is_dangerous
+from jwtguard.algorithms import COSE_ONLY, SUPPORTED, is_dangerous
 from jwtguard.mediatypes import is_media_type as is_media_type  # checks shows what conf refuses (E007)
 from jwtguard.urlpolicy import is_http_url, is_remote_plain_http
 
@@ -180,8 +180,17 @@ def _algorithms(values: Mapping[str, Any]) -> tuple[str, ...]:
                 "there lets anyone who has the public key forge tokens.",
             )
         if alg not in SUPPORTED:
-            raise _fail("ALGORITHMS", f"contains unsupported {alg!r}; use some of {sorted(SUPPORTED)}.")
+            unsupported = f"contains unsupported {alg!r}{_cose_hint(alg)}"
+            raise _fail("ALGORITHMS", f"{unsupported}; use some of {sorted(SUPPORTED)}.")
     return algorithms
+
+
+def _cose_hint(alg: str) -> str:
+    """What to say of an RFC 9864 name that only COSE has: the JWS name for the same operation, if any."""
+    if alg not in COSE_ONLY:
+        return ""
+    jose = COSE_ONLY[alg]
+    return f" (a COSE name of RFC 9864; a JWS says {jose!r})" if jose else " (a COSE name of RFC 9864; JOSE has none)"
 
 
 def remote_plain_http(config: IssuerConfig) -> tuple[str, str] | None:

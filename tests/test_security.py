@@ -32,12 +32,12 @@ from cryptography.x509.oid import NameOID
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
-from jwt.algorithms import get_default_algorithms
 
 from jwtguard import exceptions, validate_token
 from jwtguard.conf import get_settings, parse_settings
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
+from jwtguard.testing.issuer import signer
 from jwtguard.validation import TokenValidator
 from tests.support.doors import ACCEPTED, Outcome, outcomes, users
 from tests.support.forgery import run_worker
@@ -70,7 +70,7 @@ def as_json(value: Any) -> bytes:
 def sign_raw(key: SigningKey, header: Any, payload: Any, *, alg: str | None = None) -> str:
     """A compact JWS of exactly these header and payload bytes (dicts are JSON-encoded), signed by ``key``."""
     signing_input = f"{b64(as_json(header))}.{b64(as_json(payload))}"
-    signature = get_default_algorithms()[alg or key.algorithm].sign(signing_input.encode(), key.private_key)
+    signature = signer(alg or key.algorithm).sign(signing_input.encode(), key.private_key)
     return f"{signing_input}.{b64(signature)}"
 
 
@@ -283,6 +283,71 @@ class TestKeyAndAlgorithmMustAgree:
         issuer.jwks_document = {"keys": [{k: v for k, v in issuer.signing_key.public_jwk().items() if k != "alg"}]}
         key = issuer.signing_key
         assert_accepted(sign_raw(key, header(key, alg="RS384"), claims(issuer), alg="RS384"))
+
+
+class TestFullySpecifiedAlgorithms:
+    """RFC 9864: ``Ed25519`` and ``Ed448`` are allowlist entries of their own, each bound to OKP keys of its one
+    curve; the deprecated ``EdDSA`` neither admits them nor is admitted by them."""
+
+    @pytest.mark.parametrize("alg", ["Ed25519", "Ed448"])
+    def test_accepted_when_allowed(self, configure: Configure, key_pool: KeyPool, alg: str) -> None:
+        with FakeIssuer(alg, key_factory=key_pool) as issuer:
+            assert issuer.jwks()["keys"][0]["alg"] == alg
+            configure(issuer, ALGORITHMS=[alg])
+            raw = issuer.mint()
+            assert_accepted(raw)
+            assert validate_token(raw).header["alg"] == alg
+            assert issuer.jwks_requests == WITH_KEY
+
+    @pytest.mark.parametrize(
+        ("alg", "allowed"),
+        [("Ed25519", ["EdDSA"]), ("Ed448", ["EdDSA"]), ("EdDSA", ["Ed25519", "Ed448"]), ("Ed25519", ["Ed448"])],
+    )
+    def test_one_name_does_not_admit_another(
+        self, configure: Configure, key_pool: KeyPool, alg: str, allowed: list[str]
+    ) -> None:
+        with FakeIssuer(alg, key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=allowed)
+            assert_refused(issuer, issuer.mint(), "algorithm_not_allowed", INVALID, fetches=BEFORE_KEY)
+            with pytest.raises(exceptions.AlgorithmNotAllowed):
+                validate_token(issuer.mint())
+
+    @pytest.mark.parametrize(("published", "header_alg"), [("Ed25519", "EdDSA"), ("EdDSA", "Ed25519")])
+    def test_a_key_verifies_only_the_name_it_publishes(
+        self, configure: Configure, key_pool: KeyPool, published: str, header_alg: str
+    ) -> None:
+        """The same Ed25519 private key, a valid signature: still refused, the JWK's ``alg`` says the other name."""
+        with FakeIssuer(published, key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=["EdDSA", "Ed25519"])
+            key = issuer.signing_key
+            raw = sign_raw(key, header(key, alg=header_alg), claims(issuer), alg=header_alg)
+            assert_refused(issuer, raw, "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
+
+    def test_a_key_without_alg_serves_each_allowed_name_of_its_curve(
+        self, configure: Configure, key_pool: KeyPool
+    ) -> None:
+        with FakeIssuer("Ed25519", key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=["EdDSA", "Ed25519", "Ed448"])
+            key = issuer.signing_key
+            issuer.jwks_document = {"keys": [{k: v for k, v in key.public_jwk().items() if k != "alg"}]}
+            for alg in ("EdDSA", "Ed25519"):
+                assert_accepted(sign_raw(key, header(key, alg=alg), claims(issuer), alg=alg))
+            raw = sign_raw(key, header(key, alg="Ed448"), claims(issuer), alg="Ed448")
+            assert_refused(issuer, raw, "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
+
+    @pytest.mark.parametrize(("alg", "curve"), [("Ed25519", "Ed448"), ("Ed448", "Ed25519")])
+    def test_a_name_on_a_key_of_the_other_curve(
+        self, configure: Configure, key_pool: KeyPool, alg: str, curve: str
+    ) -> None:
+        with FakeIssuer(curve, key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=["Ed25519", "Ed448"])
+            forger = generate_key(alg, kid=issuer.signing_key.kid)
+            assert_refused(issuer, token(issuer, key=forger), "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
+
+    @pytest.mark.parametrize(("name", "jose"), [("ESP256", "'ES256'"), ("ESP512", "'ES512'"), ("ESB256", "none")])
+    def test_rfc_9864_cose_names_cannot_be_configured(self, name: str, jose: str) -> None:
+        with pytest.raises(ImproperlyConfigured, match=f"unsupported '{name}' \\(a COSE name of RFC 9864; .*{jose}"):
+            parse_settings({"ISSUER": "https://i.example/", "AUDIENCE": "a", "ALGORITHMS": ["ES256", name]})
 
 
 # -- kid ----------------------------------------------------------------------------------------------------
