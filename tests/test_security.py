@@ -289,6 +289,11 @@ class TestFullySpecifiedAlgorithms:
     """RFC 9864: ``Ed25519`` and ``Ed448`` are allowlist entries of their own, each bound to OKP keys of its one
     curve; the deprecated ``EdDSA`` neither admits them nor is admitted by them."""
 
+    def signed_as(self, issuer: FakeIssuer, alg: str) -> str:
+        """A valid token signed by the issuer's own key, with ``alg`` in its header (and signed as that name)."""
+        key = issuer.signing_key
+        return sign_raw(key, header(key, alg=alg), claims(issuer), alg=alg)
+
     @pytest.mark.parametrize("alg", ["Ed25519", "Ed448"])
     def test_accepted_when_allowed(self, configure: Configure, key_pool: KeyPool, alg: str) -> None:
         with FakeIssuer(alg, key_factory=key_pool) as issuer:
@@ -319,8 +324,7 @@ class TestFullySpecifiedAlgorithms:
         """The same Ed25519 private key, a valid signature: still refused, the JWK's ``alg`` says the other name."""
         with FakeIssuer(published, key_factory=key_pool) as issuer:
             configure(issuer, ALGORITHMS=["EdDSA", "Ed25519"])
-            key = issuer.signing_key
-            raw = sign_raw(key, header(key, alg=header_alg), claims(issuer), alg=header_alg)
+            raw = self.signed_as(issuer, header_alg)
             assert_refused(issuer, raw, "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
 
     def test_a_key_without_alg_serves_each_allowed_name_of_its_curve(
@@ -331,9 +335,8 @@ class TestFullySpecifiedAlgorithms:
             key = issuer.signing_key
             issuer.jwks_document = {"keys": [{k: v for k, v in key.public_jwk().items() if k != "alg"}]}
             for alg in ("EdDSA", "Ed25519"):
-                assert_accepted(sign_raw(key, header(key, alg=alg), claims(issuer), alg=alg))
-            raw = sign_raw(key, header(key, alg="Ed448"), claims(issuer), alg="Ed448")
-            assert_refused(issuer, raw, "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
+                assert_accepted(self.signed_as(issuer, alg))
+            assert_refused(issuer, self.signed_as(issuer, "Ed448"), "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
 
     @pytest.mark.parametrize(("alg", "curve"), [("Ed25519", "Ed448"), ("Ed448", "Ed25519")])
     def test_a_name_on_a_key_of_the_other_curve(
@@ -810,6 +813,21 @@ class TestExplicitTyping:
         raw = token(issuer, head=header(issuer.signing_key, typ=typ))
         assert_accepted(raw)
         assert validate_token(raw).header["typ"] == typ
+
+    def test_an_id_token_for_a_client_id_audience(self, issuer: FakeIssuer, configure: Configure) -> None:
+        """Issue 13 point 5: an API known by a client id accepts the issuer's ID tokens for that client unless
+        TOKEN_TYPE is set (check I001 says so); with it, the same ID token is refused at every door."""
+        client_id = "0oa1b2c3d4e5f6g7h8i9"
+        id_token = token(issuer, body=claims(issuer, aud=client_id, nonce="n-0S6_WzA2Mj", at_hash="77QmUPtjPfzWtF2A"))
+        configure(issuer, AUDIENCE=client_id)
+        assert_accepted(id_token)
+        configure(issuer, AUDIENCE=client_id, TOKEN_TYPE="application/at+jwt")
+        # The one fetch is the accepted token's: the refusal comes before any key lookup.
+        assert_refused(issuer, id_token, "invalid_token_type", INVALID, fetches=WITH_KEY)
+        with pytest.raises(exceptions.InvalidTokenType):
+            validate_token(id_token)
+        typed = token(issuer, head=header(issuer.signing_key, typ="at+jwt"), body=claims(issuer, aud=client_id))
+        assert_accepted(typed)
 
     @pytest.mark.parametrize("typ", ["x/at+jwt", "application/at+jwt/x", "at+jwt/"])
     def test_another_type_with_a_slash_is_not_normalised(
