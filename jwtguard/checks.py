@@ -25,8 +25,10 @@ from jwtguard.conf import (
     JWTGuardSettings,
     dangerous_algorithms,
     is_media_type,
+    issuers_sharing_bare_user_ids,
     parse_settings,
     remote_plain_http,
+    untyped_client_id_audiences,
 )
 
 #: Above this LEEWAY, expired tokens stay usable long enough to matter.
@@ -185,23 +187,8 @@ def _check_issuer(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
     ]
 
 
-def looks_like_client_id(audience: str) -> bool:
-    """Whether an ``AUDIENCE`` looks like an OAuth client id rather than an API identifier.
-
-    API identifiers are usually URLs or URNs (``https://api.example.com``, ``api://<app-id>``,
-    ``urn:example:api``), which always have a scheme and its ``:``, or paths (``orders/api/v1``). Client ids
-    (Auth0's 32-character ids, Okta's ``0oa...``, Entra ID's GUIDs, Keycloak's client names, Google's
-    ``...apps.googleusercontent.com``) have neither ``:`` nor ``/``. An ID token's ``aud`` is a client id, so
-    an API known by one may be handed ID tokens.
-    """
-    return ":" not in audience and "/" not in audience
-
-
 def _check_token_type(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
-    # With AUDIENCE_CLAIM = "client_id" (Cognito) ID tokens are refused already: they carry no client_id.
-    if config.token_type is not None or config.audience_claim != "aud":
-        return []
-    client_ids = [audience for audience in config.audience if looks_like_client_id(audience)]
+    client_ids = untyped_client_id_audiences(config)
     if not client_ids:
         return []
     return [
@@ -217,8 +204,8 @@ def _check_token_type(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
 
 
 def _check_user_ids(parsed: JWTGuardSettings) -> list[CheckMessage]:
-    bare = [config.issuer for config in parsed.issuers if config.user_id_namespace is None]
-    if len(parsed.issuers) < 2 or len(bare) < 2:
+    bare = issuers_sharing_bare_user_ids(parsed)
+    if not bare:
         return []
     return [
         Warning(

@@ -203,6 +203,33 @@ def remote_plain_http(config: IssuerConfig) -> tuple[str, str] | None:
     return (key, url) if is_remote_plain_http(url) else None
 
 
+def looks_like_client_id(audience: str) -> bool:
+    """Whether an ``AUDIENCE`` looks like an OAuth client id rather than an API identifier.
+
+    API identifiers are usually URLs or URNs (``https://api.example.com``, ``api://<app-id>``,
+    ``urn:example:api``), which always have a scheme and its ``:``, or paths (``orders/api/v1``). Client ids
+    (Auth0's 32-character ids, Okta's ``0oa...``, Entra ID's GUIDs, Keycloak's client names, Google's
+    ``...apps.googleusercontent.com``) have neither ``:`` nor ``/``.
+    """
+    return ":" not in audience and "/" not in audience
+
+
+def untyped_client_id_audiences(config: IssuerConfig) -> list[str]:
+    """The ``AUDIENCE`` entries that look like client ids while ``TOKEN_TYPE`` is unset: an ID token's ``aud`` is
+    the client id it was minted for, so the issuer's ID tokens for that client would pass (check I001 shows
+    them). None with ``AUDIENCE_CLAIM = "client_id"``: ID tokens carry no ``client_id`` (Amazon Cognito)."""
+    if config.token_type is not None or config.audience_claim != "aud":
+        return []
+    return [audience for audience in config.audience if looks_like_client_id(audience)]
+
+
+def issuers_sharing_bare_user_ids(settings: JWTGuardSettings) -> list[str]:
+    """The issuers whose users' ids are bare (``USER_ID_NAMESPACE`` off), when more than one is: their users may
+    share a ``sub``, and so one ``request.user.id`` (check W007 shows them)."""
+    bare = [config.issuer for config in settings.issuers if config.user_id_namespace is None]
+    return bare if len(bare) > 1 else []
+
+
 def _issuer_and_audience(values: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     issuer = values["ISSUER"]
     if not isinstance(issuer, str) or not issuer:

@@ -193,3 +193,24 @@ def test_user_id_namespace_at_the_top_level_is_each_entrys_own_issuer() -> None:
     assert [c.user_id_namespace for c in settings.issuers] == [MINIMAL["ISSUER"], second["ISSUER"]]
     settings = parse_settings({"ISSUERS": [MINIMAL, {**second, "USER_ID_NAMESPACE": "b"}]})
     assert [c.user_id_namespace for c in settings.issuers] == [None, "b"]
+
+
+@pytest.mark.parametrize(
+    ("values", "found"),
+    [
+        ({"AUDIENCE": ["my-api", "https://api.example.com", "urn:x:api", "orders/api"]}, ["my-api"]),
+        ({"AUDIENCE": "my-api", "TOKEN_TYPE": "at+jwt"}, []),
+        ({"AUDIENCE": "my-api", "AUDIENCE_CLAIM": "client_id"}, []),
+        ({}, []),
+    ],
+)
+def test_conf_reports_client_id_audiences_left_untyped(values: dict[str, Any], found: list[str]) -> None:
+    assert conf.untyped_client_id_audiences(parse_settings({**MINIMAL, **values}).issuers[0]) == found
+
+
+def test_conf_reports_issuers_sharing_bare_user_ids() -> None:
+    a, b, c = ({**MINIMAL, "ISSUER": f"https://{name}.example/"} for name in "abc")
+    assert conf.issuers_sharing_bare_user_ids(parse_settings(MINIMAL)) == []
+    assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, b]})) == [a["ISSUER"], b["ISSUER"]]
+    labelled = {**c, "USER_ID_NAMESPACE": "c"}
+    assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, labelled]})) == []
