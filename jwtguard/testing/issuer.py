@@ -53,6 +53,11 @@ class SigningKey:
             jwk = RSAPSSAlgorithm.to_jwk(public, as_dict=True)
         elif self.algorithm.startswith("ES"):
             jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+            # RFC 7518 6.2.1.2: each coordinate as long as the curve's size. PyJWT before 2.9 wrote P-521's
+            # shorter when its top bits were 0, and its own from_jwk then refused the key.
+            size = (public.curve.key_size + 7) // 8
+            numbers = public.public_numbers()
+            jwk["x"], jwk["y"] = (_b64url(n.to_bytes(size, "big")) for n in (numbers.x, numbers.y))
         else:
             jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
         return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
