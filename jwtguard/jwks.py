@@ -163,7 +163,19 @@ def _usable_algorithms(jwk: dict[str, Any], kty: str, allowed: tuple[str, ...], 
     declared = jwk.get("alg")
     if declared is not None:
         can_do = can_do & {declared} if isinstance(declared, str) else frozenset()
-    return can_do & frozenset(allowed)
+        if not can_do:
+            logger.info(
+                "jwtguard: %s declares alg %r, which jwtguard does not accept for kty/crv %r/%r; skipped",
+                label,
+                declared,
+                kty,
+                jwk.get("crv"),
+            )
+            return can_do
+    usable = can_do & frozenset(allowed)
+    if not usable:
+        logger.info("jwtguard: %s serves %s, none of ALGORITHMS %s; skipped", label, sorted(can_do), list(allowed))
+    return usable
 
 
 def _load_key(jwk: dict[str, Any], kty: str, label: str) -> Any:

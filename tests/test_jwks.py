@@ -143,6 +143,48 @@ class TestParseJwks:
         jwk = {**self.jwk("RS256", kid="k"), **members}
         assert parse_jwks({"keys": [jwk, "not an object", None]}, allowed, source="test") == {}
 
+    @pytest.mark.parametrize(
+        ("algorithm", "allowed", "serves"),
+        [
+            ("Ed25519", ("Ed25519",), {"Ed25519"}),
+            ("Ed448", ("EdDSA", "Ed448"), {"Ed448"}),
+            ("EdDSA", ("EdDSA", "Ed25519"), {"EdDSA"}),
+        ],
+    )
+    def test_rfc_9864_names_keep_a_key_that_publishes_them(
+        self, algorithm: str, allowed: tuple[str, ...], serves: set[str]
+    ) -> None:
+        jwk = self.jwk(algorithm, kid="ed")
+        assert jwk["alg"] == algorithm
+        [key] = parse_jwks({"keys": [jwk]}, allowed, source="test")["ed"]
+        assert (key.kty, key.algorithms) == ("OKP", frozenset(serves))
+
+    @pytest.mark.parametrize(
+        ("algorithm", "members", "allowed", "logged"),
+        [
+            ("Ed25519", {}, ("EdDSA",), "serves ['Ed25519'], none of ALGORITHMS ['EdDSA']; skipped"),
+            ("EdDSA", {}, ("Ed25519",), "serves ['EdDSA'], none of ALGORITHMS ['Ed25519']; skipped"),
+            ("Ed448", {"alg": "Ed25519"}, ("Ed25519",), "declares alg 'Ed25519', which jwtguard does not accept"),
+            ("ES256", {"alg": "ESP256"}, ("ES256",), "declares alg 'ESP256', which jwtguard does not accept"),
+            ("RS256", {}, ("ES256",), "serves ['PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'], none of"),
+        ],
+    )
+    def test_a_key_skipped_for_its_alg_is_logged(
+        self,
+        caplog: pytest.LogCaptureFixture,
+        algorithm: str,
+        members: dict[str, Any],
+        allowed: tuple[str, ...],
+        logged: str,
+    ) -> None:
+        jwk = {**self.jwk(algorithm, kid="skipped"), **members}
+        if algorithm == "RS256":
+            del jwk["alg"]
+        with caplog.at_level(logging.INFO, logger="jwtguard"):
+            assert parse_jwks({"keys": [jwk]}, allowed, source="https://idp/jwks") == {}
+        assert logged in caplog.text
+        assert "kid 'skipped'" in caplog.text
+
     def test_private_key_material_is_logged_as_an_error(self, caplog: pytest.LogCaptureFixture) -> None:
         with caplog.at_level(logging.ERROR, logger="jwtguard"):
             parse_jwks({"keys": [self.jwk(kid="leaked", d="x")]}, ("RS256",), source="https://idp/jwks")

@@ -156,3 +156,35 @@ if HAS_NINJA:
 def outcomes(header: str | None) -> dict[str, Outcome]:
     """The answer of every door to one Authorization header."""
     return {name: door(header) for name, door in DOORS.items()}
+
+
+def _user_id(user: Any) -> Any:
+    return None if user is None or not getattr(user, "is_authenticated", False) else user.pk
+
+
+def users(header: str) -> dict[str, Any]:
+    """The ``pk`` of the user each door (and ``validate_token`` with ``resolve_user``) makes of an accepted
+    token: ``TokenUser.id``, or ``USER_RESOLVER``'s user."""
+    from jwtguard import validate_token
+    from jwtguard.resolvers import resolve_user
+
+    result = JWTAccessTokenAuthentication().authenticate(Request(APIRequestFactory().get(PATH, **_extra(header))))
+    found = {"drf": _user_id(None if result is None else result[0])}
+    if HAS_MIDDLEWARE:
+        from jwtguard.middleware import JWTAuthenticationMiddleware
+
+        def view(request: HttpRequest) -> JsonResponse:
+            return JsonResponse({"ok": True})
+
+        async def async_view(request: HttpRequest) -> JsonResponse:
+            return JsonResponse({"ok": True})
+
+        request = RequestFactory().get(PATH, **_extra(header))
+        JWTAuthenticationMiddleware(view)(request)
+        found["middleware"] = _user_id(getattr(request, "user", None))
+        request = RequestFactory().get(PATH, **_extra(header))
+        handler: Any = JWTAuthenticationMiddleware(async_view)
+        asyncio.run(handler(request))
+        found["middleware-async"] = _user_id(getattr(request, "user", None))
+    found["validate_token"] = _user_id(resolve_user(validate_token(header.removeprefix("Bearer "))))
+    return found
