@@ -570,7 +570,9 @@ class TestIssuerFailures:
         provider.usable_keyset()
         issuer.fault = Fault(status=500)
         time.sleep(1.1)
-        caches["default"].clear()
+        # This provider's keys only: clear() would flush the whole Redis database other suites may be using.
+        for key in provider.cache_keys:
+            provider.cache.delete(key)
         with pytest.raises(KeySetUnavailable):
             provider.usable_keyset()
         assert provider.cache.get(provider.entry_key) is None
@@ -855,7 +857,8 @@ class TestCacheOutage:
     ) -> None:
         provider = make(JWKS_L1_RECHECK=0)
         provider.usable_keyset()
-        caches["default"].clear()  # what a Redis restart looks like from here
+        for key in provider.cache_keys:  # what a Redis restart looks like from here (not clear(): other
+            provider.cache.delete(key)  # suites may share this Redis database)
         validate_token(issuer.mint())
         other = another_process(provider)
         assert other.usable_keyset().fetched_at == provider.usable_keyset().fetched_at
