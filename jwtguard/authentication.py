@@ -6,7 +6,6 @@ Thin on purpose: the header is read here, everything else is ``TokenValidator``'
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.http import HttpRequest
@@ -20,8 +19,6 @@ from jwtguard.exceptions import KEYS_UNAVAILABLE, KeySetError, TokenError
 from jwtguard.resolvers import resolve_user
 from jwtguard.tokens import AccessToken
 from jwtguard.validation import get_validator
-
-logger = logging.getLogger("jwtguard")
 
 __all__ = ["REQUEST_TOKEN_ATTRIBUTE", "JWTAccessTokenAuthentication", "SigningKeysUnavailable"]
 
