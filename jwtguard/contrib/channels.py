@@ -327,7 +327,7 @@ class Connection:
                 await asyncio.wait({self._pending, ended}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 ended.cancel()
-            if not self._pending.done():
+            if self._ended.is_set():  # closed by the watch: what the client sent since then is not for the consumer
                 return {"type": "websocket.disconnect", "code": self.close_code}
             message, self._pending = self._pending.result(), None
             request = _refresh_request(message)
