@@ -66,8 +66,15 @@ def spying_app(seen: Seen, **options: Any) -> JWTAuthMiddleware:
             seen.scope = self.scope
             await super().connect()
 
+        async def receive_json(self, content: Any, **kwargs: Any) -> None:
+            if content == "bye":
+                await self.close(code=4000)
+            else:
+                await super().receive_json(content, **kwargs)
+
         async def disconnect(self, code: int) -> None:
             seen.disconnect_code = code
+            await self.send_json("too late")  # the socket is closed: this must go nowhere
 
     return JWTAuthMiddleware(Spy.as_asgi(), **options)
 
@@ -251,6 +258,18 @@ class TestHandshake:
         accept, close = run(scenario({}))  # no extension: close codes after all
         assert (accept["type"], close["code"]) == ("websocket.accept", CLOSE_INVALID_TOKEN)
 
+    def test_a_user_resolver_gives_the_scope_its_user(self, issuer: FakeIssuer, configure: Callable[..., None]) -> None:
+        configure(issuer, USER_RESOLVER="tests.test_channels.resolve_named")
+        seen = Seen()
+
+        async def scenario() -> None:
+            communicator, _, _ = await handshake(spying_app(seen), headers=bearer(issuer.mint(sub="carol")))
+            await communicator.disconnect()
+
+        run(scenario())
+        assert seen.scope is not None
+        assert seen.scope["user"] == "resolved:carol"
+
     def test_denial_must_be_close_or_http(self) -> None:
         with pytest.raises(ValueError, match="denial"):
             echo_app(denial="403")
@@ -270,6 +289,7 @@ class TestLongLivedConnections:
             assert connected
             message = await communicator.receive_output(timeout=TIMEOUT)
             await communicator.wait(timeout=TIMEOUT)
+            assert communicator.output_queue.empty()  # the consumer's late send went nowhere
             return dict(message)
 
         message = run(scenario())
@@ -281,6 +301,28 @@ class TestLongLivedConnections:
         )
         assert exp <= closed_at < exp + 2
         assert seen.disconnect_code == CLOSE_INVALID_TOKEN
+
+    def test_a_consumer_that_closes_is_not_closed_again(self, jwtguard_settings: FakeIssuer) -> None:
+        token = jwtguard_settings.mint()
+
+        async def scenario() -> list[Any]:
+            communicator, _, _ = await handshake(spying_app(Seen()), headers=bearer(token))
+            await communicator.send_json_to("bye")
+            closed = await communicator.receive_output(timeout=TIMEOUT)
+            await communicator.send_input({"type": "websocket.disconnect", "code": 4000})
+            await communicator.wait(timeout=TIMEOUT)
+            return [closed, communicator.output_queue.empty()]
+
+        assert run(scenario()) == [{"type": "websocket.close", "code": 4000}, True]
+
+    def test_a_client_gone_before_the_handshake_is_answered(self, jwtguard_settings: FakeIssuer) -> None:
+        async def scenario() -> bool:
+            communicator = WebsocketCommunicator(echo_app(required=True), "/ws/echo")
+            await communicator.send_input({"type": "websocket.disconnect", "code": 1001})
+            await communicator.wait(timeout=TIMEOUT)
+            return bool(communicator.output_queue.empty())
+
+        assert run(scenario())
 
     def test_a_refresh_moves_the_deadline_on(self, issuer: FakeIssuer, configure: Callable[..., None]) -> None:
         configure(issuer, LEEWAY=0)
@@ -321,14 +363,17 @@ class TestLongLivedConnections:
             answers = [await communicator.receive_json_from(timeout=TIMEOUT)]
             await communicator.send_json_to({"type": REFRESH})
             answers.append(await communicator.receive_json_from(timeout=TIMEOUT))
+            await communicator.send_json_to({"type": REFRESH, "token": 5})
+            answers.append(await communicator.receive_json_from(timeout=TIMEOUT))
             await communicator.send_json_to({"after": 1})
             answers.append(await communicator.receive_json_from(timeout=TIMEOUT))
             await communicator.disconnect()
             return answers
 
-        refusal, tokenless, echo = run(scenario())
+        refusal, tokenless, number, echo = run(scenario())
         assert refusal == {"type": REFRESH_REFUSED, "code": code, "detail": refusal["detail"]}
         assert tokenless["code"] == "malformed_token"
+        assert number["code"] == "authorization_header_invalid"
         assert echo["user"] == "u1"
 
     def test_frames_that_only_mention_a_refresh_reach_the_consumer(self, jwtguard_settings: FakeIssuer) -> None:
@@ -395,6 +440,11 @@ class TestHttpConsumers:
 
 async def _never(*args: Any) -> Any:  # pragma: no cover - the lifespan test's app never calls it
     raise AssertionError("called")
+
+
+def resolve_named(token: Any) -> str:
+    """A ``USER_RESOLVER`` (it would usually read the user table)."""
+    return f"resolved:{token.subject}"
 
 
 def _claims(token: str) -> str:
