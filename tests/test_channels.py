@@ -302,6 +302,19 @@ class TestLongLivedConnections:
         assert exp <= closed_at < exp + 2
         assert seen.disconnect_code == CLOSE_INVALID_TOKEN
 
+    def test_an_exp_beyond_any_float_never_closes(self, jwtguard_settings: FakeIssuer) -> None:
+        token = jwtguard_settings.mint(exp=10**400)
+
+        async def scenario() -> Any:
+            communicator, connected, _ = await handshake(echo_app(), headers=bearer(token))
+            assert connected
+            await communicator.send_json_to("still")
+            answer = await communicator.receive_json_from(timeout=TIMEOUT)
+            await communicator.disconnect()
+            return answer["echo"]
+
+        assert run(scenario()) == "still"
+
     def test_a_consumer_that_closes_is_not_closed_again(self, jwtguard_settings: FakeIssuer) -> None:
         token = jwtguard_settings.mint()
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -207,7 +208,10 @@ class JWTAuthMiddleware:
 
     def deadline(self, token: AccessToken) -> float:
         """When the connection of ``token`` must be closed: ``exp`` + ``LEEWAY``, as the validator judges it."""
-        return float(token.claims["exp"]) + token.issuer.leeway
+        try:
+            return float(token.claims["exp"]) + token.issuer.leeway
+        except OverflowError:  # an exp beyond any float (10**400) is valid JSON, and a token that never expires
+            return math.inf
 
     def recheck(self, token: AccessToken) -> JWTGuardError | None:
         """Why a live connection's token is no longer good, or None: looked at by each wake of its watch.
@@ -279,7 +283,9 @@ class Connection:
         self._watch = asyncio.ensure_future(self.watch())
 
     def stop(self) -> None:
-        """The consumer returned: no watch, no read left behind."""
+        """The consumer returned: no watch, no read left behind; a watch that failed raises here (a bug)."""
+        if self._watch.done() and not self._watch.cancelled():
+            self._watch.result()
         self._watch.cancel()
         if self._pending is not None:
             self._pending.cancel()
