@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -492,34 +493,33 @@ class Live:
         return code, reason if self.sends_reason else ""
 
 
-@pytest.fixture(scope="module", params=sorted(SERVERS))
-def server(request: pytest.FixtureRequest, live_issuer: FakeIssuer, tmp_path_factory: Any) -> Iterator[Live]:
-    """sample_site's ASGI application under Daphne or Uvicorn on a free port."""
-    pytest.importorskip(request.param)
+@contextmanager
+def serving(name: str, application: str, jwtguard: dict[str, Any], log: Path) -> Iterator[Live]:
+    """``application`` under the server ``name`` on a free port, with ``jwtguard`` as its ``JWTGUARD``."""
     port = free_port()
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.support.channels_settings",
-        JWTGUARD_SETTINGS_JSON=json.dumps(live_issuer.settings(LEEWAY=0)),
+        JWTGUARD_SETTINGS_JSON=json.dumps(jwtguard),
         PYTHONUNBUFFERED="1",
     )
-    log = tmp_path_factory.mktemp("asgi") / f"{request.param}.log"
-    command = [*SERVERS[request.param](port), "sample_site.asgi:application"]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*SERVERS[name](port), application], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"{request.param} exited with {process.returncode}:\n{log.read_text()}")
+                raise AssertionError(f"{name} exited with {process.returncode}:\n{log.read_text()}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{request.param} did not listen within 30s:\n{log.read_text()}") from None
+                    raise AssertionError(f"{name} did not listen within 30s:\n{log.read_text()}") from None
                 time.sleep(0.1)
-        yield Live(port, sends_reason=request.param != "daphne")
+        yield Live(port, sends_reason=name != "daphne")
     finally:
         process.terminate()
         try:
@@ -527,6 +527,15 @@ def server(request: pytest.FixtureRequest, live_issuer: FakeIssuer, tmp_path_fac
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def server(request: pytest.FixtureRequest, live_issuer: FakeIssuer, tmp_path_factory: Any) -> Iterator[Live]:
+    """sample_site's ASGI application under Daphne or Uvicorn on a free port, LEEWAY 0."""
+    pytest.importorskip(request.param)
+    log = tmp_path_factory.mktemp("asgi") / f"{request.param}.log"
+    with serving(request.param, "sample_site.asgi:application", live_issuer.settings(LEEWAY=0), log) as live:
+        yield live
 
 
 def connect(server: Live, **kwargs: Any) -> Any:
@@ -596,3 +605,19 @@ class TestUnderARealServer:
             assert answer["type"] == REFRESHED
             time.sleep(max(0.0, exp + 1.5 - time.time()))
             assert echo(ws, "still open")["echo"] == "still open"
+
+
+def test_denial_as_http_under_uvicorn(live_issuer: FakeIssuer, tmp_path: Path) -> None:
+    """``denial="http"`` under a server that offers the extension: the Django middleware's 401, on the wire."""
+    pytest.importorskip("uvicorn")
+    from websockets.exceptions import InvalidStatus
+
+    application = "tests.support.channels_denial:application"
+    with serving("uvicorn", application, live_issuer.settings(), tmp_path / "uvicorn.log") as live:
+        token = live_issuer.mint(aud="https://someone-else.test")
+        with pytest.raises(InvalidStatus) as refused:
+            connect(live, additional_headers={"Authorization": f"Bearer {token}"})
+    response = refused.value.response
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert json.loads(response.body) == {"detail": "Bearer token is invalid", "code": "invalid_audience"}
