@@ -1,8 +1,15 @@
 """The algorithm table, written once: per JWS ``alg`` name, the key it binds to and how its signature is checked.
 
 ``conf`` accepts the names in ``ALGORITHMS`` and refuses the dangerous ones, ``jwks`` gives each key the names
-its type and curve can verify, ``validation`` checks signatures with each name's ``check``. A new name (RFC 9864's
-``Ed25519`` and ``Ed448``, say) is one more row of ``ALGORITHMS``.
+its type and curve can verify, ``validation`` checks signatures with each name's ``check``. A new name is one more
+row of ``ALGORITHMS``.
+
+RFC 9864 (fully-specified algorithms) gives JOSE ``Ed25519`` and ``Ed448``, each bound to its one curve, and
+deprecates the polymorphic ``EdDSA``, kept for the issuers that still sign with it. Each is an allowlist entry of
+its own: allowing ``EdDSA`` does not allow ``Ed25519``, nor the reverse. The ECDSA names RFC 9864 registers
+(``ESP256``, ``ESP384``, ``ESP512``, the Brainpool ``ESB*``) are COSE names only: JOSE's ``ES256``/``ES384``/
+``ES512`` were fully specified from the start (RFC 7518 3.4 binds each to its curve), so ``COSE_ONLY`` maps them
+to the name a JWS carries, for the message that refuses them.
 
 Signatures are checked by cryptography with the padding and hash PyJWT's algorithm objects use (called
 directly: the hot path is measured against a bare ``jwt.decode``, see ``docs/performance.md``).
@@ -97,8 +104,22 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("ES256", "EC", ("P-256",), _ecdsa(_SHA256)),
         Algorithm("ES384", "EC", ("P-384",), _ecdsa(_SHA384)),
         Algorithm("ES512", "EC", ("P-521",), _ecdsa(_SHA512)),
-        Algorithm("EdDSA", "OKP", ("Ed25519", "Ed448"), _eddsa),
+        Algorithm("EdDSA", "OKP", ("Ed25519", "Ed448"), _eddsa),  # RFC 8037; deprecated by RFC 9864
+        Algorithm("Ed25519", "OKP", ("Ed25519",), _eddsa),  # RFC 9864
+        Algorithm("Ed448", "OKP", ("Ed448",), _eddsa),  # RFC 9864
     )
+}
+
+#: RFC 9864's ECDSA names, registered for COSE only, with what a JWS says for the same operation (None: nothing
+#: JOSE has, the Brainpool curves).
+COSE_ONLY: dict[str, str | None] = {
+    "ESP256": "ES256",
+    "ESP384": "ES384",
+    "ESP512": "ES512",
+    "ESB256": None,
+    "ESB320": None,
+    "ESB384": None,
+    "ESB512": None,
 }
 
 #: The names ``ALGORITHMS`` may list.

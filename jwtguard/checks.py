@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.checks import CheckMessage, Error, Warning
+from django.core.checks import CheckMessage, Error, Info, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
@@ -22,9 +22,13 @@ from jwtguard.conf import (
     ISSUER_DEFAULTS,
     SETTINGS_NAME,
     IssuerConfig,
+    JWTGuardSettings,
     dangerous_algorithms,
+    is_media_type,
+    issuers_sharing_bare_user_ids,
     parse_settings,
     remote_plain_http,
+    untyped_client_id_audiences,
 )
 
 #: Above this LEEWAY, expired tokens stay usable long enough to matter.
@@ -40,17 +44,31 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.E004": "ALGORITHMS contains 'none' or an HMAC algorithm (HS256, HS384, HS512)",
     "jwtguard.E005": "CACHE_ALIAS names a cache that settings.CACHES does not define",
     "jwtguard.E006": "the JWKS URL (or, without one, the ISSUER used for discovery) is plain http to a remote host",
+    "jwtguard.E007": "TOKEN_TYPE is not a media type (spaces, parameters, more than one '/')",
     "jwtguard.W001": "CACHE_ALIAS names a per-process cache (LocMemCache, DummyCache)",
     "jwtguard.W002": "LEEWAY is over 5 minutes",
     "jwtguard.W003": "JWKS_REFRESH_COOLDOWN is not shorter than JWKS_CACHE_TTL",
     "jwtguard.W004": "JWKS_L1_RECHECK is not shorter than JWKS_CACHE_TTL",
     "jwtguard.W005": "JWKS_MAX_STALE is shorter than JWKS_CACHE_TTL (and not 0)",
     "jwtguard.W006": "JWKS_REFRESH_COOLDOWN is 0: forged kids are not rate-limited",
+    "jwtguard.W007": "several issuers share the bare user id namespace (USER_ID_NAMESPACE off for more than one)",
+    "jwtguard.I001": "AUDIENCE looks like a client id (no ':' nor '/') and TOKEN_TYPE is not set: ID tokens may pass",
 }
 
-#: The ids about security (tokens accepted that should not be, keys an attacker could swap, a refresh flood):
+#: The ids about security (tokens accepted that should not be, keys an attacker could swap, a refresh flood,
+#: two issuers' users taken for one):
 #: registered under ``Tags.security``; the others under no tag.
-SECURITY_CHECK_IDS = frozenset({"jwtguard.E003", "jwtguard.E004", "jwtguard.E006", "jwtguard.W002", "jwtguard.W006"})
+SECURITY_CHECK_IDS = frozenset(
+    {
+        "jwtguard.E003",
+        "jwtguard.E004",
+        "jwtguard.E006",
+        "jwtguard.I001",
+        "jwtguard.W002",
+        "jwtguard.W006",
+        "jwtguard.W007",
+    }
+)
 
 
 def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -82,6 +100,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return [_parse_error(str(exc))]
     for (name, _values), config in zip(entries, parsed.issuers, strict=True):
         messages.extend(_check_issuer(config, name))
+    messages.extend(_check_user_ids(parsed))
     return messages
 
 
@@ -145,6 +164,17 @@ def _check_raw_issuer(name: _Names, values: Mapping[str, Any]) -> list[CheckMess
                 id="jwtguard.E004",
             )
         )
+    token_type = values.get("TOKEN_TYPE")
+    if isinstance(token_type, str) and not is_media_type(token_type):
+        messages.append(
+            Error(
+                f"{name('TOKEN_TYPE')} is {token_type!r}, which is not a media type: no token's typ could "
+                "match it, so every token would be refused.",
+                hint="Give the type alone, e.g. 'at+jwt' (RFC 9068) or 'application/at+jwt': one '/' at most, "
+                "no spaces, no parameters.",
+                id="jwtguard.E007",
+            )
+        )
     return messages
 
 
@@ -153,6 +183,38 @@ def _check_issuer(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
         *_check_cache(config, name),
         *_check_urls(config, name),
         *_check_timing(config, name),
+        *_check_token_type(config, name),
+    ]
+
+
+def _check_token_type(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
+    client_ids = untyped_client_id_audiences(config)
+    if not client_ids:
+        return []
+    return [
+        Info(
+            f"{name('AUDIENCE')} names {client_ids}, which looks like a client id, and {name('TOKEN_TYPE')} is "
+            "not set: an ID token the issuer minted for that client carries the same aud and would be accepted "
+            "as an access token.",
+            hint="Set TOKEN_TYPE to the typ your issuer puts on access tokens (e.g. 'at+jwt', RFC 9068), or "
+            "require a claim only access tokens carry (docs/providers.md says which, per identity provider).",
+            id="jwtguard.I001",
+        )
+    ]
+
+
+def _check_user_ids(parsed: JWTGuardSettings) -> list[CheckMessage]:
+    bare = issuers_sharing_bare_user_ids(parsed)
+    if not bare:
+        return []
+    return [
+        Warning(
+            f"{SETTINGS_NAME}['USER_ID_NAMESPACE'] is off for several issuers ({bare}): users of two of them who "
+            "share a sub get the same request.user.id, and the same database user through USER_RESOLVER.",
+            hint="Set USER_ID_NAMESPACE to True (ids become '<ISSUER>#<sub>'), or give issuers whose users are "
+            "one population the same label; docs/settings.md weighs the ids changing once.",
+            id="jwtguard.W007",
+        )
     ]
 
 

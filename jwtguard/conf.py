@@ -12,7 +12,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-from jwtguard.algorithms import SUPPORTED, is_dangerous
+from jwtguard.algorithms import COSE_ONLY, SUPPORTED, is_dangerous
+from jwtguard.mediatypes import is_media_type as is_media_type  # checks shows what conf refuses (E007)
 from jwtguard.urlpolicy import is_http_url, is_remote_plain_http
 
 SETTINGS_NAME = "JWTGUARD"
@@ -37,6 +38,8 @@ ISSUER_DEFAULTS: dict[str, Any] = {
     "LEEWAY": 60,
     "REQUIRED_CLAIMS": [],
     "TOKEN_TYPE": None,
+    # False: TokenUser.id is the token's own sub; True or a label: "<ISSUER or label>#<sub>" (see jwtguard.user).
+    "USER_ID_NAMESPACE": False,
 }
 
 #: Keys that apply to the whole deployment.
@@ -76,6 +79,9 @@ class IssuerConfig:
     token_type: str | None
     #: The claim holding the audience: ``aud``, or ``client_id`` for Amazon Cognito access tokens.
     audience_claim: str = "aud"
+    #: ``USER_ID_NAMESPACE`` resolved: what user ids of this issuer are qualified with (``<namespace>#<sub>``);
+    #: None: bare, as the token has them.
+    user_id_namespace: str | None = None
 
     @property
     def discovery_url(self) -> str:
@@ -174,8 +180,17 @@ def _algorithms(values: Mapping[str, Any]) -> tuple[str, ...]:
                 "there lets anyone who has the public key forge tokens.",
             )
         if alg not in SUPPORTED:
-            raise _fail("ALGORITHMS", f"contains unsupported {alg!r}; use some of {sorted(SUPPORTED)}.")
+            unsupported = f"contains unsupported {alg!r}{_cose_hint(alg)}"
+            raise _fail("ALGORITHMS", f"{unsupported}; use some of {sorted(SUPPORTED)}.")
     return algorithms
+
+
+def _cose_hint(alg: str) -> str:
+    """What to say of an RFC 9864 name that only COSE has: the JWS name for the same operation, if any."""
+    if alg not in COSE_ONLY:
+        return ""
+    jose = COSE_ONLY[alg]
+    return f" (a COSE name of RFC 9864; a JWS says {jose!r})" if jose else " (a COSE name of RFC 9864; JOSE has none)"
 
 
 def remote_plain_http(config: IssuerConfig) -> tuple[str, str] | None:
@@ -186,6 +201,33 @@ def remote_plain_http(config: IssuerConfig) -> tuple[str, str] | None:
     else:
         key, url = "ISSUER", config.discovery_url
     return (key, url) if is_remote_plain_http(url) else None
+
+
+def looks_like_client_id(audience: str) -> bool:
+    """Whether an ``AUDIENCE`` looks like an OAuth client id rather than an API identifier.
+
+    API identifiers are usually URLs or URNs (``https://api.example.com``, ``api://<app-id>``,
+    ``urn:example:api``), which always have a scheme and its ``:``, or paths (``orders/api/v1``). Client ids
+    (Auth0's 32-character ids, Okta's ``0oa...``, Entra ID's GUIDs, Keycloak's client names, Google's
+    ``...apps.googleusercontent.com``) have neither ``:`` nor ``/``.
+    """
+    return ":" not in audience and "/" not in audience
+
+
+def untyped_client_id_audiences(config: IssuerConfig) -> list[str]:
+    """The ``AUDIENCE`` entries that look like client ids while ``TOKEN_TYPE`` is unset: an ID token's ``aud`` is
+    the client id it was minted for, so the issuer's ID tokens for that client would pass (check I001 shows
+    them). None with ``AUDIENCE_CLAIM = "client_id"``: ID tokens carry no ``client_id`` (Amazon Cognito)."""
+    if config.token_type is not None or config.audience_claim != "aud":
+        return []
+    return [audience for audience in config.audience if looks_like_client_id(audience)]
+
+
+def issuers_sharing_bare_user_ids(settings: JWTGuardSettings) -> list[str]:
+    """The issuers whose users' ids are bare (``USER_ID_NAMESPACE`` off), when more than one is: their users may
+    share a ``sub``, and so one ``request.user.id`` (check W007 shows them)."""
+    bare = [config.issuer for config in settings.issuers if config.user_id_namespace is None]
+    return bare if len(bare) > 1 else []
 
 
 def _issuer_and_audience(values: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -213,9 +255,6 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
     audience_claim = merged["AUDIENCE_CLAIM"]
     if audience_claim not in AUDIENCE_CLAIMS:
         raise _fail("AUDIENCE_CLAIM", f"must be one of {list(AUDIENCE_CLAIMS)}, not {audience_claim!r}.")
-    token_type = merged["TOKEN_TYPE"]
-    if token_type is not None and (not isinstance(token_type, str) or not token_type):
-        raise _fail("TOKEN_TYPE", f"must be None or a string such as 'at+jwt', not {token_type!r}.")
     max_bytes = merged["JWKS_MAX_BYTES"]
     if not _is_integer(max_bytes, 1024):
         raise _fail("JWKS_MAX_BYTES", f"must be an integer of at least 1024, not {max_bytes!r}.")
@@ -233,9 +272,41 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
         http_timeout=_number(merged, "HTTP_TIMEOUT", minimum=0.01),
         leeway=_number(merged, "LEEWAY"),
         required_claims=_strings(merged, "REQUIRED_CLAIMS", allow_single=False),
-        token_type=token_type,
+        token_type=_token_type(merged["TOKEN_TYPE"]),
         audience_claim=audience_claim,
+        user_id_namespace=_user_id_namespace(merged["USER_ID_NAMESPACE"], issuer),
     )
+
+
+def _token_type(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _fail("TOKEN_TYPE", f"must be None or a string such as 'at+jwt', not {value!r}.")
+    if not is_media_type(value):
+        raise _fail(
+            "TOKEN_TYPE",
+            f"must be a media type such as 'at+jwt' or 'application/at+jwt', without parameters, not {value!r}.",
+        )
+    return value
+
+
+def _user_id_namespace(value: object, issuer: str) -> str | None:
+    """``USER_ID_NAMESPACE`` resolved: False -> None (bare ids), True -> the issuer itself, or the label given.
+
+    ``#`` separates the namespace from the id, so the namespace may not hold one (RFC 8414 issuer identifiers
+    have no fragment; an ``ISSUER`` with a ``#`` needs a label).
+    """
+    if value is False:
+        return None
+    namespace = issuer if value is True else value
+    if not isinstance(namespace, str) or not namespace or "#" in namespace:
+        raise _fail(
+            "USER_ID_NAMESPACE",
+            f"must be False, True (the issuer) or a label without '#', not {value!r}"
+            + (f" (ISSUER {issuer!r} holds a '#': give a label)." if value is True else "."),
+        )
+    return namespace
 
 
 def parse_settings(raw: object) -> JWTGuardSettings:

@@ -163,7 +163,19 @@ def _usable_algorithms(jwk: dict[str, Any], kty: str, allowed: tuple[str, ...], 
     declared = jwk.get("alg")
     if declared is not None:
         can_do = can_do & {declared} if isinstance(declared, str) else frozenset()
-    return can_do & frozenset(allowed)
+        if not can_do:
+            logger.info(
+                "jwtguard: %s declares alg %r, which jwtguard does not accept for kty/crv %r/%r; skipped",
+                label,
+                declared,
+                kty,
+                jwk.get("crv"),
+            )
+            return can_do
+    usable = can_do & frozenset(allowed)
+    if not usable:
+        logger.info("jwtguard: %s serves %s, none of ALGORITHMS %s; skipped", label, sorted(can_do), list(allowed))
+    return usable
 
 
 def _load_key(jwk: dict[str, Any], kty: str, label: str) -> Any:
@@ -536,7 +548,16 @@ class KeyProvider:
         with self._fetch_lock() as won:
             if won:
                 return self._fetch_unless_renewed("unknown_kid", current, kid=kid), False
-            return self._wait_for_update(current, kid), True
+        # Not while the fetcher still holds the lock: then the try after a fetch without our kid would only
+        # wait again, for a fetch that may have asked the issuer before the kid was published.
+        return self._wait_for_release(current), True
+
+    def _wait_for_release(self, current: KeySet | None) -> KeySet | None:
+        """Wait, bounded, until another process's fetch is over (the lock released); then its entry is the answer."""
+        deadline = elapsed() + self._lock_timeout()
+        while elapsed() < deadline and self.cache.get(self.lock_key) is not None:
+            time.sleep(POLL_INTERVAL)
+        return self._adopt(self.cache.get(self.entry_key)) or current
 
     def _fetch_unless_renewed(self, reason: str, current: KeySet | None, *, kid: str | None) -> KeySet | None:
         """Under the lock: fetch, unless another process renewed the shared entry between our read and our lock."""

@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 
 from jwtguard.conf import get_settings, on_reset
 from jwtguard.exceptions import InvalidClaim, InvalidToken, MissingClaim
-from jwtguard.user import TokenUser
+from jwtguard.user import TokenUser, qualified_id
 
 if TYPE_CHECKING:
     from jwtguard.tokens import AccessToken
@@ -44,15 +44,19 @@ class UserNotFound(InvalidToken):
 class UserResolver:
     """Maps one claim of the token to one field of the user model; get-or-create by default.
 
-    ``sub`` is unique only within one issuer: with several ``ISSUERS``, map a claim that is unique across
-    them, or subclass and override ``lookup_value``. Users it creates have an unusable password, so the
-    token is their only way in. Override ``defaults`` when the user model needs more fields to be created.
+    ``sub`` is unique only within one issuer: with several ``ISSUERS``, turn ``USER_ID_NAMESPACE`` on and the
+    value looked up is ``<namespace>#<value>``, as ``TokenUser.id`` is; ``qualify=False`` looks the claim up
+    as it is (a claim unique across the issuers). Users it creates have an unusable password, so the token
+    is their only way in. Override ``defaults`` when the user model needs more fields to be created.
     """
 
-    def __init__(self, claim: str = "sub", field: str | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, claim: str = "sub", field: str | None = None, *, create: bool = True, qualify: bool = True
+    ) -> None:
         self.claim = claim
         self.field = field
         self.create = create
+        self.qualify = qualify
 
     def __call__(self, token: AccessToken) -> Any:
         from django.contrib.auth import get_user_model
@@ -85,9 +89,11 @@ class UserResolver:
         value = token.claims[self.claim]
         if not isinstance(value, str) or not value:
             raise InvalidClaim(f"{self.claim} must be a non-empty string to name a user")
+        if self.qualify:
+            value = qualified_id(value, token.issuer.user_id_namespace)
         max_length = getattr(model._meta.get_field(field), "max_length", None)
         if max_length is not None and len(value) > max_length:
-            raise InvalidClaim(f"{self.claim} is longer than {model.__name__}.{field} ({max_length})")
+            raise InvalidClaim(f"{self.claim} (as looked up) is longer than {model.__name__}.{field} ({max_length})")
         return value
 
     def defaults(self, token: AccessToken, model: Any) -> dict[str, Any]:
@@ -106,7 +112,8 @@ class UserResolver:
         return {"password": make_password(None), **self.defaults(token, model)}
 
     def __repr__(self) -> str:
-        return f"UserResolver(claim={self.claim!r}, field={self.field!r}, create={self.create!r})"
+        qualify = "" if self.qualify else ", qualify=False"
+        return f"UserResolver(claim={self.claim!r}, field={self.field!r}, create={self.create!r}{qualify})"
 
 
 #: ``JWTGUARD["USER_RESOLVER"] = "jwtguard.resolvers.get_or_create_user"``: ``sub`` -> ``USERNAME_FIELD``.
@@ -148,7 +155,7 @@ def resolve_user(token: AccessToken) -> Any:
     """The user for a verified token: ``USER_RESOLVER``'s (which may touch the database), or a ``TokenUser``."""
     resolver = get_user_resolver()
     if resolver is None:
-        return TokenUser(token.claims)
+        return TokenUser(token.claims, token.issuer.user_id_namespace)
     user = resolver(token)
     if user is None:
         raise UserNotFound("USER_RESOLVER returned None")

@@ -9,6 +9,12 @@ from typing import Any
 ID_CLAIMS = ("sub", "client_id", "azp")
 
 
+def qualified_id(value: str, namespace: str | None) -> str:
+    """A user id in its issuer's namespace: ``<namespace>#<value>`` (``USER_ID_NAMESPACE``), or ``value`` as it
+    is when the namespace is None. The namespace holds no ``#``, so the first one splits the two apart."""
+    return value if namespace is None else f"{namespace}#{value}"
+
+
 def split_scopes(value: str) -> list[str]:
     """The scope tokens of a scope string: delimited by SP (0x20) only, as RFC 6749 section 3.3 says.
 
@@ -52,7 +58,11 @@ def missing_scopes(
 
 
 class TokenUser:
-    """A database-free user built from verified claims; two are equal when their claims are."""
+    """A database-free user built from verified claims; two are equal when their claims are.
+
+    ``namespace`` is the issuer's ``USER_ID_NAMESPACE`` (None: off): with it, ``id`` is ``<namespace>#<sub>``,
+    so users of two issuers who share a ``sub`` are two users.
+    """
 
     is_active = True
     is_staff = False
@@ -60,15 +70,16 @@ class TokenUser:
     is_anonymous = False
     is_authenticated = True
 
-    def __init__(self, claims: Mapping[str, Any]) -> None:
+    def __init__(self, claims: Mapping[str, Any], namespace: str | None = None) -> None:
         self.claims = dict(claims)
+        self.namespace = namespace
 
     @property
     def id(self) -> str | None:
         for name in ID_CLAIMS:
             value = self.claims.get(name)
             if isinstance(value, str) and value:
-                return value
+                return qualified_id(value, self.namespace)
         return None
 
     pk = id
@@ -110,7 +121,7 @@ class TokenUser:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TokenUser):
             return NotImplemented
-        return self.claims == other.claims
+        return self.claims == other.claims and self.namespace == other.namespace
 
     def __hash__(self) -> int:
         return hash(self.id)

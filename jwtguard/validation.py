@@ -46,6 +46,7 @@ from jwtguard.exceptions import (
     UnsupportedHeader,
 )
 from jwtguard.jwks import KeyProvider, VerificationKey, get_provider
+from jwtguard.mediatypes import normalise as normalise_media_type
 from jwtguard.strictjson import reject_constant
 from jwtguard.tokencache import CachedToken, TokenCache
 from jwtguard.tokens import AccessToken as AccessToken  # its home is tokens.py; users import it from here
@@ -322,10 +323,8 @@ def _copy(token: AccessToken) -> AccessToken:
 
 
 def _type_matches(typ: object, expected: str) -> bool:
-    if not isinstance(typ, str):
-        return False
-    typ, expected = typ.lower(), expected.lower()
-    return typ == expected or typ == "application/" + expected
+    # Both sides normalised (RFC 7515 4.1.9): "at+jwt" and "application/at+jwt" are one type, in any case.
+    return isinstance(typ, str) and normalise_media_type(typ) == normalise_media_type(expected)
 
 
 def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from jwtguard.views import ready
 from sample_site import views
@@ -13,4 +13,5 @@ urlpatterns = [
     path("healthz", views.healthz),
     # Readiness: 200 once the key set can verify tokens (it fetches, or reads the shared cache, if needed).
     path("readyz", ready),
+    path("ninja/", include("sample_site.ninja_api")),  # the Django Ninja router (jwtguard[ninja])
 ]

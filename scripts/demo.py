@@ -276,8 +276,30 @@ def run_demo(stack: Stack) -> bool:
         "(an unknown kid may refresh the key set once per JWKS_REFRESH_COOLDOWN, for the whole site)"
     )
     ok = ok and after == jwks + 1
-    ok = run_websocket_demo(stack) and ok
     print("\ndemo OK" if ok else "\ndemo FAILED: an answer above is not the expected one")
+    return ok
+
+
+# -- Django Ninja (jwtguard[ninja]) ----------------------------------------------------------------------------
+
+
+def run_ninja_demo(stack: Stack) -> bool:
+    """The sample's Ninja router answers like its DRF views: same tokens, same codes, same key set."""
+    print("\nDjango Ninja router (/ninja/, jwtguard.contrib.ninja.JWTAuth):")
+    before = stack.jwks_requests()
+    good = stack.mint(sub="alice", scope="read:friends")
+    cases = [
+        Case("Ninja: valid token", "/ninja/friends", good, 200, None),
+        Case("Ninja: valid token, async operation, scope read:friends", "/ninja/friends/scoped", good, 200, None),
+        Case("Ninja: expired token", "/ninja/friends", stack.mint(sub="alice", expires_in=-3600), 401, "token_expired"),
+        Case("Ninja: missing scope", "/ninja/friends/scoped", stack.mint(sub="bob", scope="profile"), 403, None),
+        Case("Ninja: forged kid", "/ninja/friends", forge(good, kid="forged-ninja-kid"), 401, None),
+    ]
+    ok = all(show(case, get(stack.site_port, case.path, case.token)) for case in cases)
+    after = stack.jwks_requests()
+    print(f"JWKS requests at the issuer during the Ninja step: {after - before} (the shared key set serves it too)")
+    ok = ok and after - before <= 1
+    print("\nDjango Ninja: demo OK" if ok else "\nDjango Ninja: demo FAILED: an answer above is not the expected one")
     return ok
 
 
@@ -298,13 +320,17 @@ def run_websocket_demo(stack: Stack) -> bool:
     process, log = spawn([*command, "sample_site.asgi:application"], stack.workdir / "uvicorn.log", stack.env)
     try:
         wait_until_answers(port, "/healthz", process, log, "sample_site under uvicorn")
-        print(f"\nWebSockets: sample_site's echo under uvicorn (ASGI), ws://127.0.0.1:{port}/ws/echo")
+        print(
+            f"\nWebSockets: sample_site's echo under uvicorn (ASGI, jwtguard.contrib.channels), ws://127.0.0.1:{port}/ws/echo"
+        )
         ok = websocket_cases(f"ws://127.0.0.1:{port}/ws/echo", stack)
     finally:
         stop(process)
     after = stack.jwks_requests()
     print(f"JWKS requests at the issuer: {after} (the ASGI server read the key set the gunicorn workers shared)")
-    return ok and after == jwks
+    ok = ok and after == jwks
+    print("\nWebSockets: demo OK" if ok else "\nWebSockets: demo FAILED: an answer above is not the expected one")
+    return ok
 
 
 def websocket_cases(url: str, stack: Stack) -> bool:
@@ -402,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.serve:
                 keep_serving(stack, args.serve_for)
                 return 0
-            return 0 if run_demo(stack) else 1
+            return 0 if run_demo(stack) and run_ninja_demo(stack) and run_websocket_demo(stack) else 1
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.checks import Error, Tags, Warning
+from django.core.checks import Error, Info, Tags, Warning
 from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -45,20 +45,20 @@ def run_checks(settings: Any, jwtguard: object, caches: dict[str, Any] | None = 
 class TestIds:
     def test_each_id_is_raised_in_exactly_one_place(self) -> None:
         source = Path(checks.__file__).read_text()
-        raised = re.findall(r'id="(jwtguard\.[EW]\d{3})"', source)
+        raised = re.findall(r'id="(jwtguard\.[EWI]\d{3})"', source)
         assert sorted(raised) == sorted(CHECK_IDS), "every id in CHECK_IDS, raised once, and no other"
         assert len(raised) == len(set(raised))
 
-    def test_errors_are_e_and_warnings_are_w(self, settings: Any) -> None:
+    def test_errors_are_e_warnings_w_and_infos_i(self, settings: Any) -> None:
         source = Path(checks.__file__).read_text()
-        found = re.findall(r'\b(Error|Warning)\(\s*(?:.|\n)*?id="(jwtguard\.[EW]\d{3})"', source)
+        found = re.findall(r'\b(Error|Warning|Info)\(\s*(?:.|\n)*?id="(jwtguard\.[EWI]\d{3})"', source)
         assert len(found) == len(CHECK_IDS)
         for kind, check_id in found:
             assert check_id[9] == kind[0], check_id
 
     def test_the_docs_list_every_id_with_its_condition(self) -> None:
         page = (ROOT / "docs" / "checks.md").read_text()
-        documented = re.findall(r"^## `(jwtguard\.[EW]\d{3})`", page, flags=re.MULTILINE)
+        documented = re.findall(r"^## `(jwtguard\.[EWI]\d{3})`", page, flags=re.MULTILINE)
         assert documented == sorted(CHECK_IDS)
 
 
@@ -202,12 +202,78 @@ class TestConditions:
         assert ids(messages) == ["jwtguard.W006"]
         assert messages[0].msg.startswith("JWTGUARD['JWKS_REFRESH_COOLDOWN'] is 0")
 
+    @pytest.mark.parametrize("token_type", ["at jwt", "application/at+jwt; charset=utf-8", "a/b/c", "at+jwt\n"])
+    def test_a_token_type_that_is_not_a_media_type_is_e007(
+        self, token_type: str, settings: Any, redis_caches: None
+    ) -> None:
+        messages = run_checks(settings, {**GOOD, "TOKEN_TYPE": token_type})
+        assert ids(messages) == ["jwtguard.E007"]
+        assert "JWTGUARD['TOKEN_TYPE']" in messages[0].msg
+        assert "'at+jwt'" in messages[0].hint
+
+    @pytest.mark.parametrize("token_type", ["at+jwt", "application/at+jwt", "JWT"])
+    def test_media_types_pass(self, token_type: str, settings: Any, redis_caches: None) -> None:
+        assert run_checks(settings, {**GOOD, "TOKEN_TYPE": token_type}) == []
+
+    @pytest.mark.parametrize(
+        "audience",
+        ["my-api", "0oa1b2c3d4e5f6g7h8i9", "6e74172b-be56-4843-9ff4-e66a39bb12e3", ["https://api.example.com", "abc"]],
+    )
+    def test_a_client_id_audience_without_token_type_is_i001(
+        self, audience: Any, settings: Any, redis_caches: None
+    ) -> None:
+        messages = run_checks(settings, {**GOOD, "AUDIENCE": audience})
+        assert ids(messages) == ["jwtguard.I001"]
+        assert isinstance(messages[0], Info)
+        assert "JWTGUARD['AUDIENCE']" in messages[0].msg
+        assert "TOKEN_TYPE" in messages[0].hint
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"AUDIENCE": "https://api.example.com"},
+            {"AUDIENCE": "api://6e74172b-be56-4843-9ff4-e66a39bb12e3"},
+            {"AUDIENCE": "urn:example:api"},
+            {"AUDIENCE": "user-management/apiview-drf-api/api/v1"},
+            {"AUDIENCE": "my-api", "TOKEN_TYPE": "at+jwt"},
+            {"AUDIENCE": "4r3kc1ient1dexample", "AUDIENCE_CLAIM": "client_id"},
+        ],
+    )
+    def test_api_identifiers_typed_tokens_and_client_id_audiences_pass(
+        self, overrides: dict[str, str], settings: Any, redis_caches: None
+    ) -> None:
+        assert run_checks(settings, {**GOOD, **overrides}) == []
+
+    def test_several_issuers_sharing_bare_user_ids_is_w007(self, settings: Any, redis_caches: None) -> None:
+        other = {**GOOD, "ISSUER": "https://b.example/"}
+        messages = run_checks(settings, {"ISSUERS": [GOOD, other]})
+        assert ids(messages) == ["jwtguard.W007"]
+        assert "JWTGUARD['USER_ID_NAMESPACE']" in messages[0].msg
+        assert GOOD["ISSUER"] in messages[0].msg
+        assert "True" in messages[0].hint
+
+    @pytest.mark.parametrize(
+        ("top", "second"),
+        [
+            ({"USER_ID_NAMESPACE": True}, {}),  # each issuer its own
+            ({"USER_ID_NAMESPACE": "one-population"}, {}),  # shared on purpose
+            ({}, {"USER_ID_NAMESPACE": True}),  # one bare namespace cannot collide with itself
+        ],
+        ids=["true", "label", "one-bare"],
+    )
+    def test_issuers_in_namespaces_of_their_own_pass(
+        self, top: dict[str, Any], second: dict[str, Any], settings: Any, redis_caches: None
+    ) -> None:
+        entries = [GOOD, {**GOOD, "ISSUER": "https://b.example/", **second}]
+        assert run_checks(settings, {**top, "ISSUERS": entries}) == []
+
     def test_each_issuer_is_checked_and_named(self, settings: Any, redis_caches: None) -> None:
         messages = run_checks(
             settings,
             {
                 "LEEWAY": 600,
-                "ISSUERS": [GOOD, {"ISSUER": "https://login.example.org/", "AUDIENCE": "api", "LEEWAY": 30}],
+                "USER_ID_NAMESPACE": True,
+                "ISSUERS": [GOOD, {"ISSUER": "https://login.example.org/", "AUDIENCE": "api:x", "LEEWAY": 30}],
             },
         )
         assert ids(messages) == ["jwtguard.W002"]
@@ -215,7 +281,10 @@ class TestConditions:
         assert "JWTGUARD['LEEWAY'] is 600 seconds" in messages[0].msg
 
     def test_a_key_set_in_an_entry_is_named_in_that_entry(self, settings: Any, redis_caches: None) -> None:
-        messages = run_checks(settings, {"ISSUERS": [GOOD, {**GOOD, "ISSUER": "https://b.example/", "LEEWAY": 900}]})
+        messages = run_checks(
+            settings,
+            {"USER_ID_NAMESPACE": True, "ISSUERS": [GOOD, {**GOOD, "ISSUER": "https://b.example/", "LEEWAY": 900}]},
+        )
         assert [m.msg.split(" is ")[0] for m in messages] == ["JWTGUARD['ISSUERS'][1]['LEEWAY']"]
 
     def test_every_message_is_a_sentence_with_a_hint(self, settings: Any) -> None:

@@ -67,6 +67,15 @@ def test_audience_may_be_a_list() -> None:
         ({**MINIMAL, "LEEWAY": True}, "LEEWAY"),
         ({**MINIMAL, "CACHE_ALIAS": ""}, "CACHE_ALIAS"),
         ({**MINIMAL, "TOKEN_TYPE": 1}, "TOKEN_TYPE"),
+        ({**MINIMAL, "TOKEN_TYPE": "at jwt"}, "TOKEN_TYPE"),
+        ({**MINIMAL, "TOKEN_TYPE": "application/at+jwt; v=1"}, "TOKEN_TYPE"),
+        ({**MINIMAL, "TOKEN_TYPE": "application/x/at+jwt"}, "TOKEN_TYPE"),
+        ({**MINIMAL, "TOKEN_TYPE": "/at+jwt"}, "TOKEN_TYPE"),
+        ({**MINIMAL, "USER_ID_NAMESPACE": None}, "USER_ID_NAMESPACE"),
+        ({**MINIMAL, "USER_ID_NAMESPACE": ""}, "USER_ID_NAMESPACE"),
+        ({**MINIMAL, "USER_ID_NAMESPACE": "a#b"}, "USER_ID_NAMESPACE"),
+        ({**MINIMAL, "USER_ID_NAMESPACE": 1}, "USER_ID_NAMESPACE"),
+        ({**MINIMAL, "ISSUER": "https://i.example/#x", "USER_ID_NAMESPACE": True}, "USER_ID_NAMESPACE"),
         ({**MINIMAL, "REQUIRED_CLAIMS": "sub"}, "REQUIRED_CLAIMS"),
         ({**MINIMAL, "MAX_TOKEN_BYTES": 10}, "MAX_TOKEN_BYTES"),
         ({**MINIMAL, "JWKS_MAX_BYTES": 10}, "JWKS_MAX_BYTES"),
@@ -163,3 +172,45 @@ def test_reset_runs_the_registered_callbacks() -> None:
 def test_conf_reports_a_url_that_would_be_fetched_over_plain_http(values: dict[str, Any], found: object) -> None:
     config = parse_settings({**MINIMAL, **values}).issuers[0]
     assert conf.remote_plain_http(config) == found
+
+
+@pytest.mark.parametrize("token_type", ["at+jwt", "application/at+jwt", "AT+JWT", "JWT", "application/jwt"])
+def test_token_type_is_a_media_type_kept_as_given(token_type: str) -> None:
+    assert parse_settings({**MINIMAL, "TOKEN_TYPE": token_type}).issuers[0].token_type == token_type
+
+
+@pytest.mark.parametrize(
+    ("value", "namespace"),
+    [(False, None), (True, "https://tenant.eu.auth0.com/"), ("auth0", "auth0"), ("entra:tenant-1", "entra:tenant-1")],
+)
+def test_user_id_namespace_is_resolved_per_issuer(value: object, namespace: str | None) -> None:
+    assert parse_settings({**MINIMAL, "USER_ID_NAMESPACE": value}).issuers[0].user_id_namespace == namespace
+
+
+def test_user_id_namespace_at_the_top_level_is_each_entrys_own_issuer() -> None:
+    second = {"ISSUER": "https://login.example.org/", "AUDIENCE": "api"}
+    settings = parse_settings({"USER_ID_NAMESPACE": True, "ISSUERS": [MINIMAL, {**second}]})
+    assert [c.user_id_namespace for c in settings.issuers] == [MINIMAL["ISSUER"], second["ISSUER"]]
+    settings = parse_settings({"ISSUERS": [MINIMAL, {**second, "USER_ID_NAMESPACE": "b"}]})
+    assert [c.user_id_namespace for c in settings.issuers] == [None, "b"]
+
+
+@pytest.mark.parametrize(
+    ("values", "found"),
+    [
+        ({"AUDIENCE": ["my-api", "https://api.example.com", "urn:x:api", "orders/api"]}, ["my-api"]),
+        ({"AUDIENCE": "my-api", "TOKEN_TYPE": "at+jwt"}, []),
+        ({"AUDIENCE": "my-api", "AUDIENCE_CLAIM": "client_id"}, []),
+        ({}, []),
+    ],
+)
+def test_conf_reports_client_id_audiences_left_untyped(values: dict[str, Any], found: list[str]) -> None:
+    assert conf.untyped_client_id_audiences(parse_settings({**MINIMAL, **values}).issuers[0]) == found
+
+
+def test_conf_reports_issuers_sharing_bare_user_ids() -> None:
+    a, b, c = ({**MINIMAL, "ISSUER": f"https://{name}.example/"} for name in "abc")
+    assert conf.issuers_sharing_bare_user_ids(parse_settings(MINIMAL)) == []
+    assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, b]})) == [a["ISSUER"], b["ISSUER"]]
+    labelled = {**c, "USER_ID_NAMESPACE": "c"}
+    assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, labelled]})) == []

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import caches
+from django.core.checks import INFO
 
 import jwtguard
 from jwtguard import exceptions, validate_token
@@ -79,7 +80,9 @@ def test_documented_settings_are_valid_and_pass_the_checks(block: str, settings:
     assert parsed.issuers
     settings.JWTGUARD = namespace["JWTGUARD"]
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
-    assert check_settings() == []
+    # Infos are advice, not problems: I001 names an audience that looks like a client id where the identity
+    # provider cannot type its access tokens (Entra ID's v2 application id); the recipe says what to do instead.
+    assert [message for message in check_settings() if message.level > INFO] == []
 
 
 def rejection_codes() -> set[str]:

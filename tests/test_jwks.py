@@ -143,6 +143,48 @@ class TestParseJwks:
         jwk = {**self.jwk("RS256", kid="k"), **members}
         assert parse_jwks({"keys": [jwk, "not an object", None]}, allowed, source="test") == {}
 
+    @pytest.mark.parametrize(
+        ("algorithm", "allowed", "serves"),
+        [
+            ("Ed25519", ("Ed25519",), {"Ed25519"}),
+            ("Ed448", ("EdDSA", "Ed448"), {"Ed448"}),
+            ("EdDSA", ("EdDSA", "Ed25519"), {"EdDSA"}),
+        ],
+    )
+    def test_rfc_9864_names_keep_a_key_that_publishes_them(
+        self, algorithm: str, allowed: tuple[str, ...], serves: set[str]
+    ) -> None:
+        jwk = self.jwk(algorithm, kid="ed")
+        assert jwk["alg"] == algorithm
+        [key] = parse_jwks({"keys": [jwk]}, allowed, source="test")["ed"]
+        assert (key.kty, key.algorithms) == ("OKP", frozenset(serves))
+
+    @pytest.mark.parametrize(
+        ("algorithm", "members", "allowed", "logged"),
+        [
+            ("Ed25519", {}, ("EdDSA",), "serves ['Ed25519'], none of ALGORITHMS ['EdDSA']; skipped"),
+            ("EdDSA", {}, ("Ed25519",), "serves ['EdDSA'], none of ALGORITHMS ['Ed25519']; skipped"),
+            ("Ed448", {"alg": "Ed25519"}, ("Ed25519",), "declares alg 'Ed25519', which jwtguard does not accept"),
+            ("ES256", {"alg": "ESP256"}, ("ES256",), "declares alg 'ESP256', which jwtguard does not accept"),
+            ("RS256", {}, ("ES256",), "serves ['PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'], none of"),
+        ],
+    )
+    def test_a_key_skipped_for_its_alg_is_logged(
+        self,
+        caplog: pytest.LogCaptureFixture,
+        algorithm: str,
+        members: dict[str, Any],
+        allowed: tuple[str, ...],
+        logged: str,
+    ) -> None:
+        jwk = {**self.jwk(algorithm, kid="skipped"), **members}
+        if algorithm == "RS256":
+            del jwk["alg"]
+        with caplog.at_level(logging.INFO, logger="jwtguard"):
+            assert parse_jwks({"keys": [jwk]}, allowed, source="https://idp/jwks") == {}
+        assert logged in caplog.text
+        assert "kid 'skipped'" in caplog.text
+
     def test_private_key_material_is_logged_as_an_error(self, caplog: pytest.LogCaptureFixture) -> None:
         with caplog.at_level(logging.ERROR, logger="jwtguard"):
             parse_jwks({"keys": [self.jwk(kid="leaked", d="x")]}, ("RS256",), source="https://idp/jwks")
@@ -371,6 +413,34 @@ class TestUnknownKid:
         routine.join(5)
         assert fetches(sent) == ["cold", "manual", "unknown_kid"]
 
+    def test_a_fetch_still_holding_its_lock_is_waited_out_before_fetching_for_the_kid(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # C has written its answer (without the new key) but not yet released the lock. B, owning the
+        # unknown-kid window, must wait for the release and then fetch itself, not wait on its own window.
+        b = make(JWKS_L1_RECHECK=60, HTTP_TIMEOUT=2.0)
+        c = another_process(b)
+        b.usable_keyset()
+        written, release = threading.Event(), threading.Event()
+
+        def fetch_and_linger() -> None:
+            with c._fetch_lock() as won:
+                assert won
+                c._fetch_and_store("manual", None)
+                written.set()
+                release.wait(5)
+
+        routine = threading.Thread(target=fetch_and_linger)
+        routine.start()
+        assert written.wait(5)
+        new = issuer.add_key()
+        threading.Timer(0.3, release.set).start()
+        started = time.monotonic()
+        assert b.get_key(new.kid, "RS256").kid == new.kid
+        assert time.monotonic() - started < 2.0  # well under the lock's expiry (HTTP_TIMEOUT + 1)
+        routine.join(5)
+        assert fetches(sent) == ["cold", "manual", "unknown_kid"]
+
     def test_the_routine_ttl_refresh_does_not_arm_the_cooldown(
         self, make: Make, issuer: FakeIssuer, sent: list[Any]
     ) -> None:
@@ -500,7 +570,9 @@ class TestIssuerFailures:
         provider.usable_keyset()
         issuer.fault = Fault(status=500)
         time.sleep(1.1)
-        caches["default"].clear()
+        # This provider's keys only: clear() would flush the whole Redis database other suites may be using.
+        for key in provider.cache_keys:
+            provider.cache.delete(key)
         with pytest.raises(KeySetUnavailable):
             provider.usable_keyset()
         assert provider.cache.get(provider.entry_key) is None
@@ -785,7 +857,8 @@ class TestCacheOutage:
     ) -> None:
         provider = make(JWKS_L1_RECHECK=0)
         provider.usable_keyset()
-        caches["default"].clear()  # what a Redis restart looks like from here
+        for key in provider.cache_keys:  # what a Redis restart looks like from here (not clear(): other
+            provider.cache.delete(key)  # suites may share this Redis database)
         validate_token(issuer.mint())
         other = another_process(provider)
         assert other.usable_keyset().fetched_at == provider.usable_keyset().fetched_at

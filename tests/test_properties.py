@@ -170,7 +170,10 @@ def times() -> st.SearchStrategy[Any]:
     return st.one_of(relative, relative, relative, extreme, json_values)
 
 
-ALGS = ["RS256", "ES256", "RS384", "PS256", "EdDSA", "HS256", "none", "None", "NONE", "", "RS256 ", "rs256"]
+ALGS = [
+    *("RS256", "ES256", "RS384", "PS256", "EdDSA", "Ed25519", "Ed448", "ESP256"),
+    *("HS256", "none", "None", "NONE", "", "RS256 ", "rs256"),
+]
 
 
 def sometimes(chance: int = 5) -> st.SearchStrategy[bool]:

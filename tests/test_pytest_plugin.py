@@ -256,3 +256,34 @@ def test_without_pytest_django_it_uses_override_settings(
     )
     result = pytester.runpytest_subprocess("-p", "no:django", "-p", "no:cacheprovider", "-q", timeout=120)
     result.assert_outcomes(passed=2)
+
+
+def test_the_marker_signs_with_rfc_9864_names(user_project: pytest.Pytester) -> None:
+    """``algorithm="Ed25519"`` (or ``"Ed448"``): the issuer publishes and signs with that name, and the settings
+    allow exactly it."""
+    user_project.makepyfile(
+        test_rfc_9864=textwrap.dedent(
+            """
+            import jwt
+            import pytest
+
+
+            @pytest.mark.jwt_issuer(algorithm="Ed25519")
+            def test_ed25519(jwt_issuer, jwt_client, settings):
+                assert jwt.get_unverified_header(jwt_issuer.mint())["alg"] == "Ed25519"
+                assert jwt_issuer.jwks()["keys"][0]["alg"] == "Ed25519"
+                assert settings.JWTGUARD["ALGORITHMS"] == ["Ed25519"]
+                assert jwt_client(sub="frank").get("/api/v1/friends").json() == {"user": "frank"}
+
+
+            @pytest.mark.jwt_issuer(algorithm="Ed448")
+            def test_ed448(jwt_issuer, jwt_client, settings):
+                assert jwt.get_unverified_header(jwt_issuer.mint())["alg"] == "Ed448"
+                assert jwt_issuer.jwks()["keys"][0]["crv"] == "Ed448"
+                assert settings.JWTGUARD["ALGORITHMS"] == ["Ed448"]
+                assert jwt_client(sub="gina").get("/api/v1/friends").json() == {"user": "gina"}
+            """
+        )
+    )
+    result = user_project.runpytest_subprocess("-p", "no:cacheprovider", "-q", timeout=120)
+    result.assert_outcomes(passed=2)

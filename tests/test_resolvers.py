@@ -20,6 +20,7 @@ MODES = ["wsgi", "asgi"]
 DEFAULT = "jwtguard.resolvers.get_or_create_user"
 
 by_email = UserResolver(claim="email", field="email", create=False)
+by_email_as_is = UserResolver(claim="email", field="email", create=False, qualify=False)
 calls: list[str] = []
 
 
@@ -115,6 +116,56 @@ class TestGetOrCreateUser:
         issuer = resolve_with("tests.test_resolvers.with_email")
         call("wsgi", "/jwt/whoami", f"Bearer {issuer.mint(sub='frank', email='frank@example.test')}")
         assert get_user_model().objects.get(username="frank").email == "frank@example.test"
+
+
+class TestUserIdNamespace:
+    """``USER_ID_NAMESPACE`` reaches ``USER_RESOLVER``: the value looked up is the one ``TokenUser.id`` would be."""
+
+    @pytest.mark.parametrize(("mode", "url"), [("wsgi", "/jwt/whoami"), ("asgi", "/jwt/awhoami")])
+    def test_get_or_create_user_names_users_in_the_issuers_namespace(
+        self, issuer: FakeIssuer, configure: Any, mode: str, url: str
+    ) -> None:
+        configure(issuer, USER_RESOLVER=DEFAULT, USER_ID_NAMESPACE=True)
+        response = call(mode, url, f"Bearer {issuer.mint(sub='auth0|42')}")
+        assert response.json()["user"] == f"{issuer.issuer}#auth0|42"
+        assert get_user_model().objects.get().get_username() == f"{issuer.issuer}#auth0|42"
+
+    def test_drf_gets_the_same_user(self, issuer: FakeIssuer, configure: Any, settings: Any) -> None:
+        settings.MIDDLEWARE = []
+        configure(issuer, USER_RESOLVER=DEFAULT, USER_ID_NAMESPACE="idp")
+        response = APIClient().get("/api/v1/friends", HTTP_AUTHORIZATION=f"Bearer {issuer.mint(sub='carol')}")
+        assert response.json() == {"user": get_user_model().objects.get(username="idp#carol").pk}
+
+    def test_two_issuers_one_sub_are_two_database_users(self, issuer: FakeIssuer, settings: Any) -> None:
+        with FakeIssuer("ES256") as other:
+            entries = [{k: v for k, v in s.settings().items() if k != "AUDIENCE"} for s in (issuer, other)]
+            settings.JWTGUARD = {
+                "AUDIENCE": issuer.audience,
+                "USER_RESOLVER": DEFAULT,
+                "USER_ID_NAMESPACE": True,
+                "ISSUERS": entries,
+            }
+            for server in (issuer, other):
+                assert call("wsgi", "/jwt/whoami", f"Bearer {server.mint(sub='alice')}").status_code == 200
+        names = sorted(get_user_model().objects.values_list("username", flat=True))
+        assert names == sorted([f"{issuer.issuer}#alice", f"{other.issuer}#alice"])
+
+    @pytest.mark.parametrize(
+        ("path", "found"), [("tests.test_resolvers.by_email", False), ("tests.test_resolvers.by_email_as_is", True)]
+    )
+    def test_qualify_false_looks_the_claim_up_as_it_is(
+        self, issuer: FakeIssuer, configure: Any, path: str, found: bool
+    ) -> None:
+        configure(issuer, USER_RESOLVER=path, USER_ID_NAMESPACE=True)
+        get_user_model().objects.create_user("grace", email="grace@example.test")
+        response = call("wsgi", "/jwt/whoami", f"Bearer {issuer.mint(email='grace@example.test')}")
+        if found:
+            assert response.json()["user"] == "grace"
+        else:
+            assert_refused(response, "user_not_found")
+
+    def test_repr_says_when_the_claim_is_not_qualified(self) -> None:
+        assert repr(by_email_as_is) == "UserResolver(claim='email', field='email', create=False, qualify=False)"
 
 
 class TestConfigurableField:

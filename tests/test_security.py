@@ -32,14 +32,14 @@ from cryptography.x509.oid import NameOID
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
-from jwt.algorithms import get_default_algorithms
 
 from jwtguard import exceptions, validate_token
 from jwtguard.conf import get_settings, parse_settings
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
+from jwtguard.testing.issuer import signer
 from jwtguard.validation import TokenValidator
-from tests.support.doors import ACCEPTED, Outcome, outcomes
+from tests.support.doors import ACCEPTED, Outcome, outcomes, users
 from tests.support.forgery import run_worker
 from tests.support.keypool import KeyPool, reset
 from tests.support.loopback import real_redis_cache, require_real_redis
@@ -70,7 +70,7 @@ def as_json(value: Any) -> bytes:
 def sign_raw(key: SigningKey, header: Any, payload: Any, *, alg: str | None = None) -> str:
     """A compact JWS of exactly these header and payload bytes (dicts are JSON-encoded), signed by ``key``."""
     signing_input = f"{b64(as_json(header))}.{b64(as_json(payload))}"
-    signature = get_default_algorithms()[alg or key.algorithm].sign(signing_input.encode(), key.private_key)
+    signature = signer(alg or key.algorithm).sign(signing_input.encode(), key.private_key)
     return f"{signing_input}.{b64(signature)}"
 
 
@@ -283,6 +283,74 @@ class TestKeyAndAlgorithmMustAgree:
         issuer.jwks_document = {"keys": [{k: v for k, v in issuer.signing_key.public_jwk().items() if k != "alg"}]}
         key = issuer.signing_key
         assert_accepted(sign_raw(key, header(key, alg="RS384"), claims(issuer), alg="RS384"))
+
+
+class TestFullySpecifiedAlgorithms:
+    """RFC 9864: ``Ed25519`` and ``Ed448`` are allowlist entries of their own, each bound to OKP keys of its one
+    curve; the deprecated ``EdDSA`` neither admits them nor is admitted by them."""
+
+    def signed_as(self, issuer: FakeIssuer, alg: str) -> str:
+        """A valid token signed by the issuer's own key, with ``alg`` in its header (and signed as that name)."""
+        key = issuer.signing_key
+        return sign_raw(key, header(key, alg=alg), claims(issuer), alg=alg)
+
+    @pytest.mark.parametrize("alg", ["Ed25519", "Ed448"])
+    def test_accepted_when_allowed(self, configure: Configure, key_pool: KeyPool, alg: str) -> None:
+        with FakeIssuer(alg, key_factory=key_pool) as issuer:
+            assert issuer.jwks()["keys"][0]["alg"] == alg
+            configure(issuer, ALGORITHMS=[alg])
+            raw = issuer.mint()
+            assert_accepted(raw)
+            assert validate_token(raw).header["alg"] == alg
+            assert issuer.jwks_requests == WITH_KEY
+
+    @pytest.mark.parametrize(
+        ("alg", "allowed"),
+        [("Ed25519", ["EdDSA"]), ("Ed448", ["EdDSA"]), ("EdDSA", ["Ed25519", "Ed448"]), ("Ed25519", ["Ed448"])],
+    )
+    def test_one_name_does_not_admit_another(
+        self, configure: Configure, key_pool: KeyPool, alg: str, allowed: list[str]
+    ) -> None:
+        with FakeIssuer(alg, key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=allowed)
+            assert_refused(issuer, issuer.mint(), "algorithm_not_allowed", INVALID, fetches=BEFORE_KEY)
+            with pytest.raises(exceptions.AlgorithmNotAllowed):
+                validate_token(issuer.mint())
+
+    @pytest.mark.parametrize(("published", "header_alg"), [("Ed25519", "EdDSA"), ("EdDSA", "Ed25519")])
+    def test_a_key_verifies_only_the_name_it_publishes(
+        self, configure: Configure, key_pool: KeyPool, published: str, header_alg: str
+    ) -> None:
+        """The same Ed25519 private key, a valid signature: still refused, the JWK's ``alg`` says the other name."""
+        with FakeIssuer(published, key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=["EdDSA", "Ed25519"])
+            raw = self.signed_as(issuer, header_alg)
+            assert_refused(issuer, raw, "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
+
+    def test_a_key_without_alg_serves_each_allowed_name_of_its_curve(
+        self, configure: Configure, key_pool: KeyPool
+    ) -> None:
+        with FakeIssuer("Ed25519", key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=["EdDSA", "Ed25519", "Ed448"])
+            key = issuer.signing_key
+            issuer.jwks_document = {"keys": [{k: v for k, v in key.public_jwk().items() if k != "alg"}]}
+            for alg in ("EdDSA", "Ed25519"):
+                assert_accepted(self.signed_as(issuer, alg))
+            assert_refused(issuer, self.signed_as(issuer, "Ed448"), "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
+
+    @pytest.mark.parametrize(("alg", "curve"), [("Ed25519", "Ed448"), ("Ed448", "Ed25519")])
+    def test_a_name_on_a_key_of_the_other_curve(
+        self, configure: Configure, key_pool: KeyPool, alg: str, curve: str
+    ) -> None:
+        with FakeIssuer(curve, key_factory=key_pool) as issuer:
+            configure(issuer, ALGORITHMS=["Ed25519", "Ed448"])
+            forger = generate_key(alg, kid=issuer.signing_key.kid)
+            assert_refused(issuer, token(issuer, key=forger), "algorithm_not_allowed", INVALID, fetches=WITH_KEY)
+
+    @pytest.mark.parametrize(("name", "jose"), [("ESP256", "'ES256'"), ("ESP512", "'ES512'"), ("ESB256", "none")])
+    def test_rfc_9864_cose_names_cannot_be_configured(self, name: str, jose: str) -> None:
+        with pytest.raises(ImproperlyConfigured, match=f"unsupported '{name}' \\(a COSE name of RFC 9864; .*{jose}"):
+            parse_settings({"ISSUER": "https://i.example/", "AUDIENCE": "a", "ALGORITHMS": ["ES256", name]})
 
 
 # -- kid ----------------------------------------------------------------------------------------------------
@@ -727,10 +795,80 @@ class TestExplicitTyping:
         ["JWT", OMIT, "at+jwt ", "at+JWT+x", "application/jwt", 7],
         ids=["JWT", "none", "space", "suffix", "app-jwt", "int"],
     )
-    def test_other_types_are_refused(self, issuer: FakeIssuer, configure: Configure, typ: Any) -> None:
+    @pytest.mark.parametrize("setting", ["at+jwt", "application/at+jwt"])
+    def test_other_types_are_refused(self, issuer: FakeIssuer, configure: Configure, typ: Any, setting: str) -> None:
+        configure(issuer, TOKEN_TYPE=setting)
+        raw = token(issuer, head=header(issuer.signing_key, typ=typ))
+        assert_refused(issuer, raw, "invalid_token_type", INVALID, fetches=BEFORE_KEY)
+        with pytest.raises(exceptions.InvalidTokenType):
+            validate_token(raw)
+
+    @pytest.mark.parametrize("setting", ["at+jwt", "application/at+jwt", "AT+JWT", "Application/At+JWT"])
+    @pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT", "APPLICATION/at+jwt"])
+    def test_each_spelling_of_the_setting_accepts_each_spelling_of_typ(
+        self, issuer: FakeIssuer, configure: Configure, setting: str, typ: str
+    ) -> None:
+        """RFC 7515 4.1.9: a typ without '/' means application/ + it; media types compare case-insensitively."""
+        configure(issuer, TOKEN_TYPE=setting)
+        raw = token(issuer, head=header(issuer.signing_key, typ=typ))
+        assert_accepted(raw)
+        assert validate_token(raw).header["typ"] == typ
+
+    def test_an_id_token_for_a_client_id_audience(self, issuer: FakeIssuer, configure: Configure) -> None:
+        """Issue 13 point 5: an API known by a client id accepts the issuer's ID tokens for that client unless
+        TOKEN_TYPE is set (check I001 says so); with it, the same ID token is refused at every door."""
+        client_id = "0oa1b2c3d4e5f6g7h8i9"
+        id_token = token(issuer, body=claims(issuer, aud=client_id, nonce="n-0S6_WzA2Mj", at_hash="77QmUPtjPfzWtF2A"))
+        configure(issuer, AUDIENCE=client_id)
+        assert_accepted(id_token)
+        configure(issuer, AUDIENCE=client_id, TOKEN_TYPE="application/at+jwt")
+        # The one fetch is the accepted token's: the refusal comes before any key lookup.
+        assert_refused(issuer, id_token, "invalid_token_type", INVALID, fetches=WITH_KEY)
+        with pytest.raises(exceptions.InvalidTokenType):
+            validate_token(id_token)
+        typed = token(issuer, head=header(issuer.signing_key, typ="at+jwt"), body=claims(issuer, aud=client_id))
+        assert_accepted(typed)
+
+    @pytest.mark.parametrize("typ", ["x/at+jwt", "application/at+jwt/x", "at+jwt/"])
+    def test_another_type_with_a_slash_is_not_normalised(
+        self, issuer: FakeIssuer, configure: Configure, typ: str
+    ) -> None:
         configure(issuer, TOKEN_TYPE="at+jwt")
         raw = token(issuer, head=header(issuer.signing_key, typ=typ))
         assert_refused(issuer, raw, "invalid_token_type", INVALID, fetches=BEFORE_KEY)
+
+
+class TestUserIdNamespaces:
+    """Two issuers, one ``sub``: with ``USER_ID_NAMESPACE`` they are two users at every door and in
+    ``validate_token``; without it they are one (what check W007 warns of)."""
+
+    def configure_both(self, settings: Any, issuer: FakeIssuer, other: FakeIssuer, **top: Any) -> None:
+        entries = [{k: v for k, v in server.settings().items() if k != "AUDIENCE"} for server in (issuer, other)]
+        settings.JWTGUARD = {"AUDIENCE": issuer.audience, **top, "ISSUERS": entries}
+
+    def test_off_the_same_sub_is_the_same_user(self, issuer: FakeIssuer, attacker: FakeIssuer, settings: Any) -> None:
+        self.configure_both(settings, issuer, attacker)
+        ours, theirs = users(bearer(issuer.mint(sub="alice"))), users(bearer(attacker.mint(sub="alice")))
+        assert set(ours.values()) == set(theirs.values()) == {"alice"}
+
+    def test_true_qualifies_ids_with_each_issuer(self, issuer: FakeIssuer, attacker: FakeIssuer, settings: Any) -> None:
+        self.configure_both(settings, issuer, attacker, USER_ID_NAMESPACE=True)
+        for server in (issuer, attacker):
+            seen = users(bearer(server.mint(sub="alice")))
+            assert seen == dict.fromkeys(seen, f"{server.issuer}#alice")
+
+    def test_a_shared_label_is_one_namespace_on_purpose(
+        self, issuer: FakeIssuer, attacker: FakeIssuer, settings: Any
+    ) -> None:
+        self.configure_both(settings, issuer, attacker, USER_ID_NAMESPACE="corp")
+        for server in (issuer, attacker):
+            seen = users(bearer(server.mint(sub="alice")))
+            assert seen == dict.fromkeys(seen, "corp#alice")
+
+    def test_machine_tokens_are_qualified_too(self, issuer: FakeIssuer, configure: Configure) -> None:
+        configure(issuer, USER_ID_NAMESPACE="idp")
+        seen = users(bearer(issuer.mint(sub=None, client_id="svc-a")))
+        assert seen == dict.fromkeys(seen, "idp#svc-a")
 
 
 # -- encoding -----------------------------------------------------------------------------------------------

@@ -272,7 +272,8 @@ class TestUnusableKeys:
         assert "has unsupported kty/crv 'XYZ'/None; skipped" in text
         assert "has unsupported kty/crv 'EC'/'P-192'; skipped" in text
         assert "cannot be loaded" in text
-        assert "Point is not on the curve" in text
+        # The off-curve point, in cryptography's words (which changed after cryptography 41, our floor).
+        assert "Point is not on the curve" in text or "(Invalid EC key.)" in text
         assert "is not an object; skipped" in text
 
 

@@ -30,6 +30,22 @@ def test_machine_tokens_without_sub_take_their_id_from_client_id_or_azp(
     assert TokenUser(claims).id == expected
 
 
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [({"sub": "auth0|42"}, "https://idp.example/#auth0|42"), ({"azp": "svc"}, "https://idp.example/#svc"), ({}, None)],
+)
+def test_a_namespace_qualifies_the_id(claims: dict[str, str], expected: str | None) -> None:
+    user = TokenUser(claims, "https://idp.example/")
+    assert user.id == user.pk == user.username == expected
+    assert user.id is None or user.id.split("#", 1) == ["https://idp.example/", claims.get("sub") or claims["azp"]]
+
+
+def test_the_same_claims_in_two_namespaces_are_two_users() -> None:
+    assert TokenUser({"sub": "a"}, "one") != TokenUser({"sub": "a"}, "two")
+    assert TokenUser({"sub": "a"}, "one") == TokenUser({"sub": "a"}, "one")
+    assert TokenUser({"sub": "a"}) != TokenUser({"sub": "a"}, "one")
+
+
 def test_it_is_authenticated_and_has_no_privileges() -> None:
     user = TokenUser({"sub": "a"})
     assert user.is_authenticated

@@ -41,7 +41,9 @@ def rejected_codes() -> Iterator[list[str]]:
     token_rejected.disconnect(receive)
 
 
-@pytest.mark.parametrize("algorithm", ["RS256", "RS384", "PS256", "ES256", "ES384", "ES512", "EdDSA"])
+@pytest.mark.parametrize(
+    "algorithm", ["RS256", "RS384", "PS256", "ES256", "ES384", "ES512", "EdDSA", "Ed25519", "Ed448"]
+)
 def test_a_valid_token_of_each_algorithm_is_accepted(algorithm: str, configure: Configure) -> None:
     with FakeIssuer(algorithm) as issuer:
         configure(issuer)

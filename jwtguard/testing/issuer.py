@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm, get_default_algorithms
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -53,13 +53,28 @@ class SigningKey:
             jwk = RSAPSSAlgorithm.to_jwk(public, as_dict=True)
         elif self.algorithm.startswith("ES"):
             jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+            # RFC 7518 6.2.1.2: each coordinate as long as the curve's size. PyJWT before 2.9 wrote P-521's
+            # shorter when its top bits were 0, and its own from_jwk then refused the key.
+            size = (public.curve.key_size + 7) // 8
+            numbers = public.public_numbers()
+            jwk["x"], jwk["y"] = (_b64url(n.to_bytes(size, "big")) for n in (numbers.x, numbers.y))
         else:
             jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
         return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
 
 
+#: RFC 9864's names for EdDSA on one curve, which PyJWT signs as ``EdDSA`` (the key decides the curve).
+_FULLY_SPECIFIED = {"Ed25519": "EdDSA", "Ed448": "EdDSA"}
+
+
+def signer(algorithm: str) -> Any:
+    """PyJWT's algorithm object that signs as ``algorithm`` (``Ed25519`` and ``Ed448`` included)."""
+    return get_default_algorithms()[_FULLY_SPECIFIED.get(algorithm, algorithm)]
+
+
 def generate_key(algorithm: str = "RS256", kid: str | None = None) -> SigningKey:
-    """A fresh key pair for ``algorithm`` (RS*, PS*: RSA 2048; ES256/384/512: the matching curve; EdDSA)."""
+    """A fresh key pair for ``algorithm`` (RS*, PS*: RSA 2048; ES256/384/512: the matching curve; EdDSA and
+    Ed25519: an Ed25519 key; Ed448: an Ed448 key)."""
     private_key: Any
     if algorithm[:2] in ("RS", "PS"):
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -69,8 +84,10 @@ def generate_key(algorithm: str = "RS256", kid: str | None = None) -> SigningKey
         private_key = ec.generate_private_key(ec.SECP384R1())
     elif algorithm == "ES512":
         private_key = ec.generate_private_key(ec.SECP521R1())
-    elif algorithm == "EdDSA":
+    elif algorithm in ("EdDSA", "Ed25519"):
         private_key = ed25519.Ed25519PrivateKey.generate()
+    elif algorithm == "Ed448":
+        private_key = ed448.Ed448PrivateKey.generate()
     else:
         raise ValueError(f"FakeIssuer cannot make keys for {algorithm!r}")
     return SigningKey(
@@ -236,7 +253,7 @@ class FakeIssuer:
         header_b64 = _b64url(json.dumps(header, separators=(",", ":")).encode())
         body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
         signing_input = f"{header_b64}.{_b64url(body)}".encode()
-        signature = get_default_algorithms()[key.algorithm].sign(signing_input, key.private_key)
+        signature = signer(key.algorithm).sign(signing_input, key.private_key)
         return f"{signing_input.decode()}.{_b64url(signature)}"
 
     # -- HTTP ---------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Every way a request reaches jwtguard, as one call returning what the client gets.
 
 The DRF class (called directly, and through the HTTP test client), ``JWTAuthenticationMiddleware`` in sync
-and async mode, and the Channels middleware's WebSocket handshake must give a hostile token the same answer:
-security tests hold each door to it.
+and async mode, Ninja's ``JWTAuth`` (sync and on an event loop) and the Channels middleware's WebSocket
+handshake must give a hostile token the same answer: security tests hold each door to it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from jwtguard.authentication import JWTAccessTokenAuthentication, SigningKeysUna
 PATH = "/api/v1/friends"
 #: The middleware is its own module; the DRF door alone is tested where it does not exist.
 HAS_MIDDLEWARE = importlib.util.find_spec("jwtguard.middleware") is not None
+#: Django Ninja is an optional extra; its door opens where it is installed.
+HAS_NINJA = importlib.util.find_spec("ninja") is not None
 #: The Channels middleware, where it exists (it needs no Channels: the door speaks plain ASGI).
 HAS_CHANNELS = importlib.util.find_spec("jwtguard.contrib.channels") is not None
 
@@ -113,6 +115,37 @@ def middleware_async(header: str | None) -> Outcome:
     return _from_response(response, request)
 
 
+def _ninja_auth(header: str | None, *, on_loop: bool) -> Outcome:
+    from jwtguard.contrib.ninja import JWTAuth, Refused
+
+    request = RequestFactory().get(PATH, **_extra(header))
+
+    async def on_the_loop() -> Any:
+        result = JWTAuth()(request)
+        return await result if asyncio.iscoroutine(result) else result
+
+    try:
+        claims = asyncio.run(on_the_loop()) if on_loop else JWTAuth()(request)
+    except Refused as exc:
+        return _from_response(exc.response, request)
+    return PASSED_ON if claims is None else ACCEPTED
+
+
+def ninja(header: str | None) -> Outcome:
+    """``jwtguard.contrib.ninja.JWTAuth`` in a sync and on an event loop (the two must agree); for a refusal,
+    also the answer of a Ninja operation (``install``-ed handlers) through Ninja's test client."""
+    from ninja.testing import TestClient
+
+    from tests.support.ninja_api import api
+
+    outcome = _ninja_auth(header, on_loop=False)
+    assert _ninja_auth(header, on_loop=True) == outcome
+    if outcome.status in (401, 503):
+        response: Any = TestClient(api).get("/whoami", headers={} if header is None else {"Authorization": header})
+        assert _from_response(response._response, RequestFactory().get(PATH)) == outcome
+    return outcome
+
+
 async def _websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A WebSocket consumer in plain ASGI: accepts, then says whether it was given a verified token."""
     await receive()  # websocket.connect
@@ -164,6 +197,8 @@ DOORS: dict[str, Door] = {"drf": drf}
 if HAS_MIDDLEWARE:
     DOORS["middleware"] = middleware
     DOORS["middleware-async"] = middleware_async
+if HAS_NINJA:
+    DOORS["ninja"] = ninja
 if HAS_CHANNELS:
     DOORS["channels"] = channels
 
@@ -171,3 +206,35 @@ if HAS_CHANNELS:
 def outcomes(header: str | None) -> dict[str, Outcome]:
     """The answer of every door to one Authorization header."""
     return {name: door(header) for name, door in DOORS.items()}
+
+
+def _user_id(user: Any) -> Any:
+    return None if user is None or not getattr(user, "is_authenticated", False) else user.pk
+
+
+def users(header: str) -> dict[str, Any]:
+    """The ``pk`` of the user each door (and ``validate_token`` with ``resolve_user``) makes of an accepted
+    token: ``TokenUser.id``, or ``USER_RESOLVER``'s user."""
+    from jwtguard import validate_token
+    from jwtguard.resolvers import resolve_user
+
+    result = JWTAccessTokenAuthentication().authenticate(Request(APIRequestFactory().get(PATH, **_extra(header))))
+    found = {"drf": _user_id(None if result is None else result[0])}
+    if HAS_MIDDLEWARE:
+        from jwtguard.middleware import JWTAuthenticationMiddleware
+
+        def view(request: HttpRequest) -> JsonResponse:
+            return JsonResponse({"ok": True})
+
+        async def async_view(request: HttpRequest) -> JsonResponse:
+            return JsonResponse({"ok": True})
+
+        request = RequestFactory().get(PATH, **_extra(header))
+        JWTAuthenticationMiddleware(view)(request)
+        found["middleware"] = _user_id(getattr(request, "user", None))
+        request = RequestFactory().get(PATH, **_extra(header))
+        handler: Any = JWTAuthenticationMiddleware(async_view)
+        asyncio.run(handler(request))
+        found["middleware-async"] = _user_id(getattr(request, "user", None))
+    found["validate_token"] = _user_id(resolve_user(validate_token(header.removeprefix("Bearer "))))
+    return found
