@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -131,6 +131,8 @@ class Stack:
     site_port: int
     cache: str
     workdir: Path
+    #: The site's environment, for a second server of the same site (the WebSocket step's ASGI server).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def issuer_url(self) -> str:
@@ -182,7 +184,7 @@ def running_stack(workers: int = WORKERS, cache_choice: str = "auto") -> Iterato
         site, site_log = spawn(serve.gunicorn_command(), workdir / "sample_site.log", env)
         processes.append(site)
         wait_until_answers(site_port, "/healthz", site, site_log, "sample_site")
-        yield Stack(issuer_port=issuer_port, site_port=site_port, cache=cache, workdir=workdir)
+        yield Stack(issuer_port=issuer_port, site_port=site_port, cache=cache, workdir=workdir, env=env)
     finally:
         for process in reversed(processes):
             stop(process)
@@ -301,6 +303,79 @@ def run_ninja_demo(stack: Stack) -> bool:
     return ok
 
 
+# -- WebSockets: sample_site's echo under an ASGI server, behind jwtguard.contrib.channels ----------------------
+
+
+def run_websocket_demo(stack: Stack) -> bool:
+    """The same site under Uvicorn: its WebSocket echo with a header token and a browser's subprotocol token,
+    a refused token's close code, refreshes over the socket; the key set still comes from the shared cache."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(name) is None for name in ("channels", "uvicorn", "websockets")):
+        print("\n(WebSocket step skipped: it needs channels, uvicorn and websockets, as in the dev extra)")
+        return True
+    jwks = stack.jwks_requests()
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
+    process, log = spawn([*command, "sample_site.asgi:application"], stack.workdir / "uvicorn.log", stack.env)
+    try:
+        wait_until_answers(port, "/healthz", process, log, "sample_site under uvicorn")
+        print(
+            f"\nWebSockets: sample_site's echo under uvicorn (ASGI, jwtguard.contrib.channels), ws://127.0.0.1:{port}/ws/echo"
+        )
+        ok = websocket_cases(f"ws://127.0.0.1:{port}/ws/echo", stack)
+    finally:
+        stop(process)
+    after = stack.jwks_requests()
+    print(f"JWKS requests at the issuer: {after} (the ASGI server read the key set the gunicorn workers shared)")
+    ok = ok and after == jwks
+    print("\nWebSockets: demo OK" if ok else "\nWebSockets: demo FAILED: an answer above is not the expected one")
+    return ok
+
+
+def websocket_cases(url: str, stack: Stack) -> bool:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    def open_socket(token: str, *, browser: bool = False) -> Any:
+        how: dict[str, Any] = {"additional_headers": {"Authorization": f"Bearer {token}"}}
+        if browser:  # new WebSocket(url, ["bearer-token", token]): a browser cannot set Authorization
+            how = {"subprotocols": ["bearer-token", token]}
+        return connect(url, open_timeout=REQUEST_TIMEOUT, close_timeout=REQUEST_TIMEOUT, proxy=None, **how)
+
+    def say(ws: Any, content: Any) -> Any:
+        ws.send(json.dumps(content))
+        return json.loads(ws.recv(timeout=REQUEST_TIMEOUT))
+
+    def line(ok: bool, label: str, detail: str) -> bool:
+        print(f"[{'ok ' if ok else 'FAIL'}] {label}\n       {detail}")
+        return ok
+
+    alice = stack.mint(sub="alice", scope="read:friends")
+    results = []
+    with open_socket(alice) as ws:
+        answer = say(ws, {"hello": "server"})
+        results.append(line(answer.get("user") == "alice", "Authorization header", f"echo -> {answer}"))
+        refreshed = say(ws, {"type": "jwtguard.refresh", "token": stack.mint(sub="alice", scope="read:friends")})
+        results.append(line(refreshed.get("type") == "jwtguard.refreshed", "refresh, same subject", f"{refreshed}"))
+        refused = say(ws, {"type": "jwtguard.refresh", "token": stack.mint(sub="mallory")})
+        ok = refused.get("code") == "subject_mismatch"
+        results.append(line(ok, "refresh, another subject", f"{refused}"))
+    with open_socket(alice, browser=True) as ws:
+        answer = say(ws, "hi")
+        ok = ws.subprotocol == "bearer-token" and answer.get("user") == "alice"
+        results.append(line(ok, "Sec-WebSocket-Protocol: bearer-token, <jwt>", f"subprotocol {ws.subprotocol!r}"))
+    with open_socket(stack.mint(sub="alice", expires_in=-3600), browser=True) as ws:
+        try:
+            ws.recv(timeout=REQUEST_TIMEOUT)
+            results.append(line(False, "expired token", "the server did not close the connection"))
+        except ConnectionClosed as closed:
+            code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+            ok = (code, reason) == (4401, "token_expired")
+            results.append(line(ok, "expired token", f"closed: code {code}, reason {reason!r}"))
+    return all(results)
+
+
 def keep_serving(stack: Stack, seconds: float | None) -> None:
     token = stack.mint(sub="alice", scope="read:friends")
     site = f"http://127.0.0.1:{stack.site_port}"
@@ -353,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.serve:
                 keep_serving(stack, args.serve_for)
                 return 0
-            return 0 if run_demo(stack) and run_ninja_demo(stack) else 1
+            return 0 if run_demo(stack) and run_ninja_demo(stack) and run_websocket_demo(stack) else 1
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return 1

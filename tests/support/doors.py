@@ -1,8 +1,8 @@
 """Every way a request reaches jwtguard, as one call returning what the client gets.
 
 The DRF class (called directly, and through the HTTP test client), ``JWTAuthenticationMiddleware`` in sync
-and async mode and Ninja's ``JWTAuth`` (sync and on an event loop) must give a hostile token the same answer:
-security tests hold each door to it.
+and async mode, Ninja's ``JWTAuth`` (sync and on an event loop) and the Channels middleware's WebSocket
+handshake must give a hostile token the same answer: security tests hold each door to it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ PATH = "/api/v1/friends"
 HAS_MIDDLEWARE = importlib.util.find_spec("jwtguard.middleware") is not None
 #: Django Ninja is an optional extra; its door opens where it is installed.
 HAS_NINJA = importlib.util.find_spec("ninja") is not None
+#: The Channels middleware, where it exists (it needs no Channels: the door speaks plain ASGI).
+HAS_CHANNELS = importlib.util.find_spec("jwtguard.contrib.channels") is not None
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,52 @@ def ninja(header: str | None) -> Outcome:
     return outcome
 
 
+async def _websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A WebSocket consumer in plain ASGI: accepts, then says whether it was given a verified token."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "token" if scope.get("auth") is not None else "none"})
+
+
+async def _handshake(header: str | None, denial: str) -> list[dict[str, Any]]:
+    """What a server is told to answer a WebSocket handshake through ``JWTAuthMiddleware``."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from jwtguard.contrib.channels import JWTAuthMiddleware
+
+    headers = [] if header is None else [(b"authorization", header.encode())]  # as the wire carries it
+    scope = {"type": "websocket", "path": PATH, "headers": headers, "subprotocols": []}
+    scope["extensions"] = {"websocket.http.response": {}}
+    communicator = ApplicationCommunicator(JWTAuthMiddleware(_websocket_app, denial=denial), scope)
+    await communicator.send_input({"type": "websocket.connect"})
+    messages = [await communicator.receive_output(timeout=10), await communicator.receive_output(timeout=10)]
+    await communicator.wait(timeout=10)
+    return messages
+
+
+def channels(header: str | None) -> Outcome:
+    """``jwtguard.contrib.channels.JWTAuthMiddleware`` in front of a WebSocket consumer.
+
+    Answered twice: as HTTP (``denial="http"``, the ``websocket.http.response`` extension), which gives the
+    whole outcome, and with close codes (the default), which must say the same status (4401 for 401) and code.
+    """
+    start, body = asyncio.run(_handshake(header, "http"))
+    accept, last = asyncio.run(_handshake(header, "close"))
+    assert accept["type"] == "websocket.accept", accept
+    if start["type"] == "websocket.accept":
+        assert last == body, (last, body)
+        return ACCEPTED if body["text"] == "token" else PASSED_ON
+    assert start["type"] == "websocket.http.response.start", start
+    headers = dict(start["headers"])
+    if start["status"] == 401:
+        assert b'error="invalid_token"' in headers[b"www-authenticate"]
+    elif start["status"] == 503:
+        assert int(headers[b"retry-after"]) >= 1
+    answer = json.loads(body["body"])
+    assert (last["type"], last["code"], last["reason"]) == ("websocket.close", 4000 + start["status"], answer["code"])
+    return Outcome(start["status"], answer["detail"], answer["code"])
+
+
 Door = Callable[[str | None], Outcome]
 DOORS: dict[str, Door] = {"drf": drf}
 if HAS_MIDDLEWARE:
@@ -151,6 +199,8 @@ if HAS_MIDDLEWARE:
     DOORS["middleware-async"] = middleware_async
 if HAS_NINJA:
     DOORS["ninja"] = ninja
+if HAS_CHANNELS:
+    DOORS["channels"] = channels
 
 
 def outcomes(header: str | None) -> dict[str, Outcome]:
