@@ -167,7 +167,8 @@ def _resolve(token: AccessToken) -> Any:
         raise
 
 
-async def _aresolve(token: AccessToken) -> Any:
+async def aresolve_user(token: AccessToken) -> Any:
+    """The user for a verified token, on the event loop: ``USER_RESOLVER`` (if any) runs in Django's ORM thread."""
     if get_user_resolver() is None:
         return _resolve(token)  # a TokenUser: no I/O
     # Thread-sensitive, as Django wants for the ORM: a resolver usually reads the user table.
@@ -195,7 +196,7 @@ async def aauthenticate_request(request: HttpRequest) -> JsonResponse | None:
         if raw is None:
             return None
         token = await avalidate(get_validator(), raw)
-        user = await _aresolve(token)
+        user = await aresolve_user(token)
     except JWTGuardError as exc:
         return refusal_response(exc)
     attach_token(request, token, user)

@@ -36,7 +36,7 @@ from jwtguard.conf import get_settings
 from jwtguard.edge import (
     INSUFFICIENT_SCOPE,
     INSUFFICIENT_SCOPE_CODE,
-    _aresolve,
+    aresolve_user,
     avalidate,
     bearer_token,
     insufficient_scope_response,
@@ -200,7 +200,7 @@ class JWTAuthMiddleware:
     async def authenticate(self, raw: str) -> tuple[AccessToken, Any]:
         """The verified token and its user; raises when refused (scopes included). Never blocks the loop."""
         token = await avalidate(get_validator(), raw)
-        user = await _aresolve(token)
+        user = await aresolve_user(token)
         missing = missing_scopes(token.claims, self.scopes, get_settings().scope_claims)
         if missing:
             raise InsufficientScope(f"missing scopes {missing!r}")
