@@ -11,7 +11,8 @@ import re
 import sys
 from pathlib import Path
 
-#: The runtime dependencies and the extras users install (jwtguard[drf,redis,ninja,channels]); Django is set by the matrix.
+#: The extras users install beside the runtime dependencies (jwtguard[drf,redis,ninja,channels]); Django's
+#: series comes from the matrix.
 EXTRAS = ("drf", "redis", "ninja", "channels")
 FLOOR = re.compile(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?>=([0-9][0-9A-Za-z.]*)[^"]*"')
 
