@@ -6,6 +6,7 @@
 #   - the fast suite against the built wheel installed in a clean venv (scripts/test-wheel.sh).
 # Every pair runs even when one fails; the closing lines say which pairs ran and how each went, and the exit
 # status is non-zero if any failed or could not run (a missing Python is named, never skipped in silence).
+# The whole-suite pairs run alone; the fast pairs and the wheel run JWTGUARD_JOBS (default 2) at a time.
 # JWTGUARD_PAIRS="3.13:6.1:full 3.10:4.2:fast:lowest" runs only those. Arguments go to every pytest run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,36 +40,59 @@ record() {  # record LABEL LOG STATUS
   fi
 }
 
-for pair in $pairs; do
+run_pair() {  # run_pair N PAIR ARGS...: one pair, its output in $logs/N.log, its label and exit status beside it
+  local n=$1 pair=$2 py django suite flavour venv versions status=0
+  shift 2
   if [ "$pair" = wheel ]; then
-    log=$logs/wheel.log
-    bash scripts/test-wheel.sh "$@" 2>&1 | tee "$log"
-    record "$(grep -Eo 'wheel jwtguard-[^ ]+ on Python [0-9.]+ \+ Django [0-9.]+' "$log" | tail -n 1 || echo wheel), fast suite" \
-      "$log" "${PIPESTATUS[0]}"
-    continue
+    bash scripts/test-wheel.sh "$@" >"$logs/$n.log" 2>&1 || status=$?
+    versions=$(grep -Eo 'wheel jwtguard-[^ ]+ on Python [0-9.]+ \+ Django [0-9.]+' "$logs/$n.log" | tail -n 1)
+    echo "${versions:-the wheel}, fast suite" >"$logs/$n.label"
+    echo "$status" >"$logs/$n.status"
+    return
   fi
   IFS=: read -r py django suite flavour <<<"$pair"
-  label="Python $py + Django $django${flavour:+ ($flavour dependencies)}"
-  log=$logs/$py-$django.log
-  if ! venv=$(bash scripts/venv.sh "$py" "$django" "${flavour:-newest}" 2>"$log.setup"); then
-    cat "$log.setup" >&2
-    cp "$log.setup" "$log"
-    record "$label" "$log" 1
-    continue
+  echo "Python $py + Django $django${flavour:+ ($flavour dependencies)}, ${suite/full/whole} suite" >"$logs/$n.label"
+  if ! venv=$(bash scripts/venv.sh "$py" "$django" "${flavour:-newest}" 2>"$logs/$n.log"); then
+    echo 1 >"$logs/$n.status"
+    return
   fi
-  cat "$log.setup" >&2
   versions=$("$venv/bin/python" -c 'import sys, django; print(f"Python {sys.version.split()[0]} + Django {django.get_version()}")')
+  echo "$versions${flavour:+ ($flavour dependencies)}, ${suite/full/whole} suite" >"$logs/$n.label"
+  echo "== ${suite/full/whole} suite: $versions${flavour:+ ($flavour dependencies)}" >>"$logs/$n.log"
   if [ "$suite" = full ]; then
-    echo "== whole suite: $versions" >&2
-    "$venv/bin/python" -m pytest -p no:cacheprovider "$@" 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
+    "$venv/bin/python" -m pytest -p no:cacheprovider "$@" >>"$logs/$n.log" 2>&1 || status=$?
   else
-    echo "== fast suite: $versions${flavour:+ ($flavour dependencies)}" >&2
     JWTGUARD_PROPERTY_EXAMPLES=${JWTGUARD_PROPERTY_EXAMPLES:-300} \
-      "$venv/bin/python" -m pytest -m "not slow" -p no:cacheprovider "$@" 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
+      "$venv/bin/python" -m pytest -m "not slow" -p no:cacheprovider "$@" >>"$logs/$n.log" 2>&1 || status=$?
   fi
-  record "$versions${flavour:+ ($flavour dependencies)}, ${suite/full/whole} suite" "$log" "$status"
+  echo "$status" >"$logs/$n.status"
+}
+
+# The whole-suite pairs one at a time, alone on the machine (their multi-process tests measure fetch counts
+# and timings); then the fast pairs and the wheel, JWTGUARD_JOBS at a time (2: one pytest process per core).
+jobs=${JWTGUARD_JOBS:-2}
+n=0
+order=()
+for pair in $pairs; do
+  n=$((n + 1))
+  order+=("$n")
+  case $pair in
+    *:full*)
+      echo "== $pair" >&2
+      run_pair "$n" "$pair" "$@"
+      cat "$logs/$n.log"
+      ;;
+    *)
+      while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+      echo "== $pair (in the background, its output follows when it ends)" >&2
+      ( run_pair "$n" "$pair" "$@"; cat "$logs/$n.log" ) &
+      ;;
+  esac
+done
+wait
+
+for n in "${order[@]}"; do
+  record "$(cat "$logs/$n.label")" "$logs/$n.log" "$(cat "$logs/$n.status" 2>/dev/null || echo 1)"
 done
 
 echo
