@@ -23,7 +23,8 @@ import jwtguard.validation
 
 PACKAGE = "jwtguard"
 ROOT = Path(jwtguard.__file__).resolve().parent
-ARCHITECTURE_PAGE = ROOT.parent / "docs" / "architecture.md"
+# The page beside the tests (the repository), the package where it is imported from (the wheel, when installed).
+ARCHITECTURE_PAGE = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
 
 #: The ways in from a framework; ``contrib/*`` are edges too. ``jwtguard.edge`` is what they share, not an edge.
 EDGES = frozenset({"authentication", "middleware", "decorators", "permissions"})
