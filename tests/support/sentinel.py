@@ -67,8 +67,10 @@ class Sentinels:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.binary = shutil.which("redis-server") or ""
-        self.primary_port, self.replica_port = free_port(), free_port()
-        self.sentinel_ports = [free_port() for _ in range(3)]
+        ports: set[int] = set()
+        while len(ports) < 5:  # free_port may hand out a port twice once it is released
+            ports.add(free_port())
+        self.primary_port, self.replica_port, *self.sentinel_ports = sorted(ports)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -105,8 +107,16 @@ class Sentinels:
             f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
         )
-        self._spawn(f"sentinel-{index}", [str(conf), "--sentinel"])
-        _wait(lambda: redis_answers(port=port), 10, f"sentinel {index} answering on {port}")
+        name = f"sentinel-{index}"
+        self._spawn(name, [str(conf), "--sentinel"])
+        process = self.processes[name]
+        _wait(lambda: process.poll() is not None or redis_answers(port=port), 10, f"{name} answering on {port}")
+        if process.poll() is not None:
+            reason = (self.workdir / f"{name}.log").read_text(errors="replace").strip()[-300:]
+            message = f"redis-server cannot run a sentinel ({self.binary} <conf> --sentinel): {reason}"
+            if REQUIRE_REDIS:
+                pytest.fail(f"JWTGUARD_REQUIRE_REDIS=1 but {message}")
+            pytest.skip(message)
 
     def start(self) -> None:
         if not self.binary:
@@ -118,11 +128,6 @@ class Sentinels:
         _wait(self.replica_synced(self.replica_port), 20, "the replica's first sync")
         for index, port in enumerate(self.sentinel_ports):
             self._start_sentinel(index, port)
-            if self.processes[f"sentinel-{index}"].poll() is not None:
-                reason = (self.workdir / f"sentinel-{index}.log").read_text(errors="replace")[-500:]
-                if REQUIRE_REDIS:
-                    pytest.fail(f"redis-server cannot run a sentinel: {reason}")
-                pytest.skip(f"redis-server cannot run a sentinel: {reason}")
         _wait(self._sentinels_agree, 30, "three sentinels knowing each other and the replica")
 
     def _sentinels_agree(self) -> bool:
