@@ -8,12 +8,14 @@ The ones about security are registered under Django's ``security`` tag (``manage
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.core.checks import CheckMessage, Error, Info, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -35,6 +37,12 @@ from jwtguard.conf import (
 MAX_SENSIBLE_LEEWAY = 300
 #: Cache backends whose entries live in one process: every worker would fetch the key set for itself.
 PER_PROCESS_BACKENDS: tuple[type[Any], ...] = (LocMemCache, DummyCache)
+#: django-redis's client that sends reads to the replicas Sentinel lists.
+SENTINEL_REPLICA_CLIENT = "django_redis.client.SentinelClient"
+#: django-redis's client whose several LOCATIONs are shards, each its own primary (not replicas).
+SHARDING_CLIENT = "django_redis.client.ShardClient"
+#: redis-py's RedisCluster options that send reads to replicas (the Cluster recipe passes OPTIONS to it).
+REPLICA_READ_OPTIONS = frozenset({"read_from_replicas", "load_balancing_strategy"})
 
 #: Every check id with its one condition (docs/checks.md lists the same; a test keeps the two in step).
 CHECK_IDS: dict[str, str] = {
@@ -52,6 +60,8 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.W005": "JWKS_MAX_STALE is shorter than JWKS_CACHE_TTL (and not 0)",
     "jwtguard.W006": "JWKS_REFRESH_COOLDOWN is 0: forged kids are not rate-limited",
     "jwtguard.W007": "several issuers share the bare user id namespace (USER_ID_NAMESPACE off for more than one)",
+    "jwtguard.W008": "CACHE_ALIAS names a cache that reads from replicas (SentinelClient, several Redis LOCATIONs, "
+    "a cluster reading from replicas)",
     "jwtguard.I001": "AUDIENCE looks like a client id (no ':' nor '/') and TOKEN_TYPE is not set: ID tokens may pass",
 }
 
@@ -246,6 +256,68 @@ def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
                 id="jwtguard.W001",
             )
         ]
+    return _check_replica_reads(config, name, caches[config.cache_alias], backend_class)
+
+
+def _check_replica_reads(
+    config: IssuerConfig, name: _Names, cache: Mapping[str, Any], backend_class: Any
+) -> list[CheckMessage]:
+    why = replica_reads(cache, backend_class)
+    if why is None:
+        return []
+    return [
+        Warning(
+            f"{name('CACHE_ALIAS')} is {config.cache_alias!r}, {why}: a replica lags behind the primary "
+            "jwtguard writes to (and after a failover the old primary, restarted empty, is listed as a "
+            "replica before it has synced), so processes miss the shared key set and fetch it again.",
+            hint="Give jwtguard an alias whose every command goes to the primary: with Sentinel, django-redis's "
+            "'django_redis.client.DefaultClient' with 'CONNECTION_FACTORY': "
+            "'django_redis.pool.SentinelConnectionFactory' and one LOCATION; otherwise the primary's LOCATION "
+            "alone, and no read_from_replicas or load_balancing_strategy (docs/caches.md).",
+            id="jwtguard.W008",
+        )
+    ]
+
+
+def replica_reads(cache: Mapping[str, Any], backend_class: Any) -> str | None:
+    """Why a ``settings.CACHES`` entry sends reads to replicas, or None when every command goes to the primary."""
+    options = cache.get("OPTIONS") or {}
+    client = options.get("CLIENT_CLASS")
+    if _is_client(client, SENTINEL_REPLICA_CLIENT):
+        return "a django-redis SentinelClient, which reads from the replicas Sentinel lists"
+    for key, value in options.items():
+        if str(key).lower() in REPLICA_READ_OPTIONS and value:
+            return f"whose OPTIONS set {key!r}, which reads from replicas"
+    redis_backend = isinstance(backend_class, type) and (
+        issubclass(backend_class, RedisCache) or backend_class.__module__.startswith("django_redis.")
+    )
+    if redis_backend and len(_locations(cache.get("LOCATION"))) > 1 and not _is_client(client, SHARDING_CLIENT):
+        return "a Redis cache with several LOCATIONs, which writes to the first and reads from the others (replicas)"
+    return None
+
+
+def _is_client(client: Any, path: str) -> bool:
+    """``CLIENT_CLASS`` (a dotted path or a class) is the client at ``path`` or a subclass of it."""
+    if isinstance(client, str):
+        if client == path:
+            return True
+        try:
+            client = import_string(client)
+        except ImportError:
+            return False
+    try:
+        target = import_string(path)
+    except ImportError:  # django-redis is not installed: no client can be one of its own
+        return False
+    return isinstance(client, type) and issubclass(client, target)
+
+
+def _locations(location: Any) -> list[str]:
+    """The servers of a LOCATION as Django's and django-redis's Redis backends split it."""
+    if isinstance(location, str):
+        return [server for server in re.split("[;,]", location) if server.strip()]
+    if isinstance(location, (list, tuple)):
+        return [str(server) for server in location]
     return []
 
 

@@ -12,10 +12,12 @@ from django.core.checks import Error, Info, Tags, Warning
 from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django_redis.client import SentinelClient
 
 from jwtguard import checks
 from jwtguard.checks import CHECK_IDS, check_settings
 from tests.support.loopback import real_redis_cache
+from tests.support.sentinel import documented_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {
@@ -139,6 +141,95 @@ class TestConditions:
     )
     def test_shared_caches_pass(self, backend: str, settings: Any) -> None:
         assert run_checks(settings, GOOD, {"default": {"BACKEND": backend, "LOCATION": "x"}}) == []
+
+    @pytest.mark.parametrize(
+        ("cache", "named"),
+        [
+            pytest.param(
+                {
+                    "BACKEND": "django_redis.cache.RedisCache",
+                    "LOCATION": "redis://mymaster/0",
+                    "OPTIONS": {
+                        "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                        "SENTINELS": [("127.0.0.1", 26379)],
+                    },
+                },
+                "SentinelClient",
+                id="django-redis-SentinelClient",
+            ),
+            pytest.param(
+                {**REDIS, "LOCATION": ["redis://primary:6379/0", "redis://replica:6379/0"]},
+                "several LOCATIONs",
+                id="RedisCache-list",
+            ),
+            pytest.param(
+                {**REDIS, "LOCATION": "redis://primary:6379/0;redis://replica:6379/0"},
+                "several LOCATIONs",
+                id="RedisCache-string",
+            ),
+            pytest.param(
+                {
+                    "BACKEND": "django_redis.cache.RedisCache",
+                    "LOCATION": "redis://mymaster/0?is_master=1,redis://mymaster/0?is_master=0",
+                    "OPTIONS": {"CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory"},
+                },
+                "several LOCATIONs",
+                id="django-redis-is_master-0",
+            ),
+            pytest.param(
+                {**REDIS, "OPTIONS": {"read_from_replicas": True}},
+                "'read_from_replicas'",
+                id="cluster-read_from_replicas",
+            ),
+            pytest.param(
+                {**REDIS, "OPTIONS": {"load_balancing_strategy": "round_robin_replicas"}},
+                "'load_balancing_strategy'",
+                id="cluster-load_balancing_strategy",
+            ),
+        ],
+    )
+    def test_a_cache_that_reads_from_replicas_is_w008(self, cache: dict[str, Any], named: str, settings: Any) -> None:
+        messages = run_checks(settings, {**GOOD, "CACHE_ALIAS": "jwks"}, {"default": REDIS, "jwks": cache})
+        assert ids(messages) == ["jwtguard.W008"]
+        assert isinstance(messages[0], Warning)
+        assert messages[0].msg.startswith("JWTGUARD['CACHE_ALIAS'] is 'jwks', ")
+        assert named in messages[0].msg
+        assert "django_redis.client.DefaultClient" in messages[0].hint
+        assert "SentinelConnectionFactory" in messages[0].hint
+
+    @pytest.mark.parametrize(
+        "cache",
+        [
+            pytest.param(documented_cache(), id="docs-sentinel-recipe"),
+            pytest.param(
+                {
+                    "BACKEND": "django_redis.cache.RedisCache",
+                    "LOCATION": ["redis://a:6379/0", "redis://b:6379/0"],
+                    "OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"},
+                },
+                id="django-redis-ShardClient",
+            ),
+            pytest.param(
+                {
+                    "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                    "LOCATION": ["10.0.0.1:11211", "10.0.0.2:11211"],
+                },
+                id="memcached-shards",
+            ),
+            pytest.param({**REDIS, "OPTIONS": {"read_from_replicas": False}}, id="read_from_replicas-False"),
+        ],
+    )
+    def test_caches_whose_reads_go_to_the_primary_pass(self, cache: dict[str, Any], settings: Any) -> None:
+        assert run_checks(settings, GOOD, {"default": cache}) == []
+
+    def test_a_subclass_of_sentinel_client_is_w008_too(self, settings: Any) -> None:
+        cache = {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://mymaster/0",
+            "OPTIONS": {"CLIENT_CLASS": f"{__name__}.OwnSentinelClient"},
+        }
+        assert ids(run_checks(settings, GOOD, {"default": cache})) == ["jwtguard.W008"]
 
     def test_a_backend_that_cannot_be_imported_is_left_to_django(self, settings: Any) -> None:
         assert run_checks(settings, GOOD, {"default": {"BACKEND": "nowhere.Cache"}}) == []
@@ -325,6 +416,10 @@ class TestConditions:
             assert message.hint
             assert message.hint.endswith((".", ")")), message.hint
             assert isinstance(message, Error) == message.id.startswith("jwtguard.E")
+
+
+class OwnSentinelClient(SentinelClient):
+    """A project's own client on top of django-redis's SentinelClient: it still reads from replicas."""
 
 
 class TestTags:

@@ -9,6 +9,7 @@ bounded in time; every answer is plain data (counts, seconds, timestamps).
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import queue
 import time
@@ -20,13 +21,14 @@ from typing import Any
 #: How long the test waits for a worker's answer before calling the run broken.
 ANSWER_TIMEOUT = 60.0
 START_TIMEOUT = 60.0
+#: Log records at ERROR or above in this worker since its last answer (a bug or an outage nobody handled).
+_LOGGED_ERRORS: list[str] = []
 
 
 # -- the child's side ------------------------------------------------------------------------------------
 
 
 def _configure(cache: dict[str, Any], jwtguard: dict[str, Any]) -> None:
-    import logging
     import os
 
     import django
@@ -34,6 +36,7 @@ def _configure(cache: dict[str, Any], jwtguard: dict[str, Any]) -> None:
 
     if os.environ.get("JWTGUARD_WORKER_LOG"):  # for debugging a run: every worker's jwtguard log on stderr
         logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)6.0f %(process)d %(message)s")
+    logging.getLogger().addHandler(_ErrorsKept(logging.ERROR))
     settings.configure(
         SECRET_KEY="jwtguard-worker",
         USE_TZ=True,
@@ -49,6 +52,14 @@ def _configure(cache: dict[str, Any], jwtguard: dict[str, Any]) -> None:
 
     get_validator()
     caches["default"].get("jwtguard-worker-warm-up")
+
+
+class _ErrorsKept(logging.Handler):
+    """Keeps every record it sees (ERROR and above) for the next answer; at most 20, the first ones."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(_LOGGED_ERRORS) < 20:
+            _LOGGED_ERRORS.append(f"{record.name} {record.levelname}: {record.getMessage()}")
 
 
 @dataclass
@@ -161,7 +172,9 @@ def serve(cache: dict[str, Any], jwtguard: dict[str, Any], inbox: Any, outbox: A
         if command == "stop":
             return
         try:
-            outbox.put(("ok", COMMANDS[command](arg, barrier)))
+            answer = COMMANDS[command](arg, barrier)
+            outbox.put(("ok", {**answer, "logged_errors": _LOGGED_ERRORS[:]}))
+            _LOGGED_ERRORS.clear()
         except Exception:
             outbox.put(("failed", traceback.format_exc()))
 
@@ -239,5 +252,6 @@ def totals(answers: list[dict[str, Any]]) -> dict[str, Any]:
         "rejected": dict(rejected),
         "unavailable": sum(a["unavailable"] for a in answers),
         "errors": [e for a in answers for e in a["errors"]],
+        "logged_errors": [e for a in answers for e in a.get("logged_errors", [])],
         "max_seconds": max(a["max_seconds"] for a in answers),
     }
