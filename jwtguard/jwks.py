@@ -446,6 +446,10 @@ class KeyProvider:
         forgotten_at = time.time()
         marker = {"v": ENTRY_VERSION, "forgotten_at": forgotten_at}
         self.cache.set(self.entry_key, marker, self.config.jwks_cache_ttl + self.config.jwks_max_stale)
+        # The backoff armed while a set was in hand is long (up to 300 s); without one, the next request tries,
+        # and failures then back off as for a cold start.
+        self.cache.delete(self.backoff_key)
+        self.cache.delete(self.failures_key)
         self._adopt(marker)
 
     # -- L1 / L2 --------------------------------------------------------------------------------------

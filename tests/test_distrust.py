@@ -17,15 +17,18 @@ import pytest
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from jwtguard import signals, validate_token
 from jwtguard.cache import SharedCache
 from jwtguard.conf import get_settings, parse_settings
 from jwtguard.distrust import CACHE_KEY, DEFAULT_FOR, Distrust, distrust_kid, merge, read_shared, trust_kid
-from jwtguard.exceptions import DistrustedKey, KeySetUnavailable
+from jwtguard.exceptions import DistrustedKey, KeySetUnavailable, TokenError
 from jwtguard.jwks import KeyProvider, get_provider
 from jwtguard.testing import FakeIssuer, Fault
 from jwtguard.validation import get_validator
+from tests.support.loopback import RedisServer, real_redis_cache, require_real_redis
+from tests.support.workers import Cluster, totals
 
 Configure = Callable[..., None]
 #: Short enough to keep the tests short, long enough to tell "before the recheck" from "after" on a busy machine.
@@ -54,10 +57,10 @@ def distrust(kid: str, **options: Any) -> None:
     assert distrust_kid(shared(), kid, **options) is not None
 
 
-def code_of(raw: str) -> str:
+def code_of(raw: str, refusal: type[TokenError] = DistrustedKey) -> str:
     try:
         validate_token(raw)
-    except DistrustedKey as exc:
+    except refusal as exc:
         return exc.code
     return "accepted"
 
@@ -142,7 +145,8 @@ class TestRefusal:
         validate_token(raw)
         validate_token(raw)
         cache = get_validator().token_cache
-        assert cache is not None and cache.hits == 1
+        assert cache is not None
+        assert cache.hits == 1
         distrust(issuer.signing_key.kid)
         get_provider(get_settings().issuers[0]).distrusted()
         with pytest.raises(DistrustedKey):
@@ -317,3 +321,158 @@ class TestSetting:
         assert (entry.kid, entry.source, entry.until) == (kid, "settings", math.inf)
         assert trust_kid(shared(), kid, issuer=None) == []
         assert code_of(issuer.mint()) == "distrusted_key"
+
+
+class TestForgetStale:
+    def test_the_held_set_is_dropped_in_every_process_and_not_given_back(
+        self, provider: KeyProvider, issuer: FakeIssuer
+    ) -> None:
+        kid = issuer.signing_key.kid
+        provider.get_key(kid, "RS256")
+        other = another_process(provider)
+        other.get_key(kid, "RS256")
+        issuer.fault = Fault(status=503)
+        with pytest.raises(CommandError):
+            command("refresh", "--forget-stale")  # still a failure: exit status 1
+        with pytest.raises(KeySetUnavailable):
+            provider.get_key(kid, "RS256")
+        assert other.get_key(kid, "RS256").kid == kid, "from memory until its recheck"
+        wait_past_recheck()
+        with pytest.raises(KeySetUnavailable):
+            other.get_key(kid, "RS256")
+        assert another_process(provider).read_shared_keyset() is None, "nobody gave it back"
+        issuer.fault = None
+        time.sleep(1.05)  # the backoff of the failed fetch without a key set
+        assert other.get_key(kid, "RS256").kid == kid, "the next fetch brings a set again"
+
+    def test_without_the_flag_a_failed_refresh_keeps_the_set(self, provider: KeyProvider, issuer: FakeIssuer) -> None:
+        provider.usable_keyset()
+        issuer.fault = Fault(status=503)
+        with pytest.raises(CommandError):
+            command("refresh")
+        assert provider.get_key(issuer.signing_key.kid, "RS256") is not None
+
+
+@pytest.mark.slow
+class TestHonestBounds:
+    """The bounds docs/operations.md promises for a removed key, in real time with short settings."""
+
+    def test_a_removed_key_stops_verifying_within_ttl_plus_recheck_with_the_issuer_up(
+        self, issuer: FakeIssuer, configure: Configure
+    ) -> None:
+        ttl, recheck = 1.0, 0.3
+        configure(issuer, JWKS_CACHE_TTL=ttl, JWKS_L1_RECHECK=recheck, JWKS_REFRESH_COOLDOWN=1)
+        old = issuer.mint()
+        validate_token(old)
+        issuer.rotate()
+        removed_at = time.monotonic()
+        while (code := code_of(old, TokenError)) == "accepted":
+            assert time.monotonic() - removed_at <= ttl + recheck + MARGIN
+            time.sleep(0.02)
+        assert code == "unknown_kid"
+
+    def test_with_the_issuer_down_it_verifies_until_ttl_plus_max_stale_which_is_why_distrust_exists(
+        self, issuer: FakeIssuer, configure: Configure
+    ) -> None:
+        ttl, max_stale = 1.0, 1.5
+        configure(issuer, JWKS_CACHE_TTL=ttl, JWKS_MAX_STALE=max_stale, JWKS_L1_RECHECK=0.2, HTTP_TIMEOUT=0.5)
+        old = issuer.mint()
+        validate_token(old)
+        fetched_at = get_provider(get_settings().issuers[0]).status().fetched_at
+        assert fetched_at is not None
+        issuer.rotate()
+        issuer.fault = Fault(status=503)
+        time.sleep(max(0.0, fetched_at + ttl + 0.3 - time.time()))
+        assert validate_token(old).issuer.issuer == issuer.issuer, "removed, past the TTL, still verifying"
+        while time.time() < fetched_at + ttl + max_stale - 0.2:
+            validate_token(old)  # accepted all along the stale window
+            time.sleep(0.05)
+        time.sleep(max(0.0, fetched_at + ttl + max_stale + 0.05 - time.time()))
+        with pytest.raises(KeySetUnavailable):
+            validate_token(old)
+
+
+# -- several OS processes on a real Redis ---------------------------------------------------------------------
+
+#: What a bound measured across processes may overrun by: a busy machine may leave a process unscheduled a while.
+PROCESS_SLACK = 1.0
+
+
+def command(*args: str) -> str:
+    out = io.StringIO()
+    call_command("jwtguard", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+class TestAcrossProcesses:
+    """Spawned workers (tests/support/workers.py), each with its own Django, sharing one real Redis; the test
+    process runs ``manage.py jwtguard`` on the same cache, as an operator would from another pod."""
+
+    @pytest.fixture(autouse=True)
+    def _real_redis(self) -> None:
+        require_real_redis()
+
+    def configure(self, settings: Any, issuer: FakeIssuer, cache: dict[str, Any]) -> dict[str, Any]:
+        jwtguard = issuer.settings(
+            JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=RECHECK, JWKS_REFRESH_COOLDOWN=1, HTTP_TIMEOUT=0.5, TOKEN_CACHE_SIZE=100
+        )
+        settings.CACHES = {"default": cache}
+        settings.JWTGUARD = jwtguard
+        return jwtguard
+
+    def refused_by_all(self, cluster: Cluster, token: str, since: float, within: float) -> None:
+        for answer in cluster.ask("until", {"token": token, "accepted": False, "seconds": within + 3}):
+            assert answer["reached_at"] is not None, answer
+            assert answer["reached_at"] - since <= within + PROCESS_SLACK, answer["reached_at"] - since
+            assert set(answer["rejected"]) == {"distrusted_key"}, answer
+            assert answer["unavailable"] == 0
+
+    def test_distrust_with_the_issuer_down_then_a_late_process_then_trust(
+        self, settings: Any, issuer: FakeIssuer
+    ) -> None:
+        cache = real_redis_cache()
+        jwtguard = self.configure(settings, issuer, cache)
+        token = issuer.mint()
+        with Cluster(3, cache=cache, jwtguard=jwtguard) as cluster:
+            warm = totals(cluster.ask("validate", {"tokens": [token, token]}))  # the second one a token-cache hit
+            assert warm == {**warm, "valid": 6, "errors": []}
+            issuer.fault = Fault(status=503)
+            time.sleep(1.2)  # past the TTL: every process serves the stale set now
+            assert totals(cluster.ask("validate", {"tokens": [token]}))["valid"] == 3
+            distrusted_at = time.time()
+            command("distrust", issuer.signing_key.kid, "--reason", "leaked")
+            self.refused_by_all(cluster, token, distrusted_at, RECHECK)
+            with Cluster(1, cache=cache, jwtguard=jwtguard) as late:
+                assert totals(late.ask("validate", {"tokens": [token]}))["rejected"] == {"distrusted_key": 1}
+            issuer.fault = None
+            trusted_at = time.time()
+            command("trust", issuer.signing_key.kid)
+            for answer in cluster.ask("until", {"token": token, "accepted": True, "seconds": RECHECK + 3}):
+                assert answer["reached_at"] is not None
+                assert answer["reached_at"] - trusted_at <= RECHECK + PROCESS_SLACK
+        for key in ("jwtguard:distrust:v1", "jwtguard:distrust:v1:lock"):
+            caches["default"].delete(key)
+
+    def test_distrust_survives_a_redis_restart(
+        self, settings: Any, issuer: FakeIssuer, redis_server: RedisServer
+    ) -> None:
+        cache = real_redis_cache(redis_server.url)
+        jwtguard = self.configure(settings, issuer, cache)
+        token = issuer.mint()
+        with Cluster(3, cache=cache, jwtguard=jwtguard) as cluster:
+            assert totals(cluster.ask("validate", {"tokens": [token]}))["valid"] == 3
+            distrusted_at = time.time()
+            command("distrust", issuer.signing_key.kid)
+            self.refused_by_all(cluster, token, distrusted_at, RECHECK)
+            redis_server.stop()
+            time.sleep(0.5)
+            redis_server.start()  # empty: no persistence
+            restarted_at = time.time()
+            answers = cluster.ask("loop", {"tokens": [token], "until": restarted_at + 2.5, "pause": 0.05})
+            result = totals(answers)
+            assert result == {**result, "valid": 0, "errors": []}, "refused all along"
+            assert set(result["rejected"]) == {"distrusted_key"}
+            with Cluster(1, cache=cache, jwtguard=jwtguard) as late:
+                assert totals(late.ask("validate", {"tokens": [token]}))["rejected"] == {"distrusted_key": 1}
