@@ -201,8 +201,7 @@ class IssuerDistrust:
 
     def refuse(self, kid: str) -> None:
         """Raise ``DistrustedKey`` for a distrusted ``kid``; reads the shared list first when it is due."""
-        if elapsed() - self._read_at >= self.recheck:
-            self.read()
+        self.read_if_due()
         if kid in self.kids:
             self._refuse(kid)
 
@@ -213,6 +212,11 @@ class IssuerDistrust:
         if kid in self.kids:
             self._refuse(kid)
         return True
+
+    def read_if_due(self) -> None:
+        """``read`` when this process last read the shared list ``JWKS_L1_RECHECK`` ago or more."""
+        if elapsed() - self._read_at >= self.recheck:
+            self.read()
 
     def read(self) -> None:
         """Read the shared list and give back what it lacks of ours (a restarted or evicted cache). A thread that

@@ -360,6 +360,9 @@ class KeyProvider:
             return keyset
         keyset = self.read_shared_keyset()
         self._counts["l2_reads"] += 1
+        # The distrust list is looked at with the shared entry, so that get_key_nowait() can answer from memory
+        # as long as the key set can (one hand-over to a thread per recheck, not two).
+        self._distrust.read_if_due()
         if keyset is not None and now < keyset.fresh_until:
             self._refresh_ahead_if_due(keyset, now)
             return keyset
