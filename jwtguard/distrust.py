@@ -220,10 +220,14 @@ class IssuerDistrust:
 
     def read(self) -> None:
         """Read the shared list and give back what it lacks of ours (a restarted or evicted cache). A thread that
-        finds another one reading goes on with what this process holds."""
-        if not self._read_lock.acquire(blocking=False):
+        finds another one reading goes on with what this process holds, unless this process has read nothing yet:
+        then it waits for that first read (bounded), so that no token passes before the list is known."""
+        first = self._read_at == -math.inf
+        if not self._read_lock.acquire(blocking=first, timeout=LOCK_TIMEOUT if first else -1):
             return
         try:
+            if first and self._read_at != -math.inf:
+                return  # another thread's first read landed while this one waited
             now = time.time()
             shared = merge(read_shared(self.cache), now=now)
             records = merge(self._records, shared, now=now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -153,6 +154,32 @@ class TestRefusal:
             get_validator().validate_local(raw)  # the event loop's path: a hit, refused from memory
         assert raw not in cache
         assert code_of(raw) == "distrusted_key"
+
+    def test_a_new_process_lets_no_token_pass_before_its_first_read_of_the_list(
+        self, provider: KeyProvider, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        key = issuer.signing_key
+        provider.usable_keyset()
+        distrust(key.kid)
+        fresh = another_process(provider)
+        real_get = fresh.cache.get
+        monkeypatch.setattr(fresh.cache, "get", lambda k: time.sleep(0.3 if k == CACHE_KEY else 0) or real_get(k))
+        outcomes: list[str] = []
+
+        def request() -> None:
+            try:
+                fresh.get_key(key.kid, "RS256")
+                outcomes.append("accepted")
+            except DistrustedKey:
+                outcomes.append("distrusted_key")
+
+        threads = [threading.Thread(target=request) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)  # the second one arrives while the first reads the list
+        for thread in threads:
+            thread.join(timeout=5)
+        assert outcomes == ["distrusted_key", "distrusted_key"]
 
     def test_the_event_loop_path_hands_over_when_the_list_is_due(
         self, provider: KeyProvider, issuer: FakeIssuer
