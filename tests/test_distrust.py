@@ -28,6 +28,7 @@ from jwtguard.exceptions import DistrustedKey, KeySetUnavailable, TokenError
 from jwtguard.jwks import KeyProvider, get_provider
 from jwtguard.testing import FakeIssuer, Fault
 from jwtguard.validation import get_validator
+from tests.support.doors import ACCEPTED, Outcome, outcomes
 from tests.support.loopback import RedisServer, real_redis_cache, require_real_redis
 from tests.support.workers import Cluster, totals
 
@@ -194,6 +195,14 @@ class TestRefusal:
             provider.get_key(key.kid, "RS256")
         with pytest.raises(DistrustedKey):
             provider.get_key_nowait(key.kid, "RS256")
+
+    def test_every_door_answers_401_distrusted_key(self, provider: KeyProvider, issuer: FakeIssuer) -> None:
+        header = f"Bearer {issuer.mint()}"
+        assert set(outcomes(header).values()) == {ACCEPTED}
+        distrust(issuer.signing_key.kid)
+        provider.distrusted()
+        found = outcomes(header)
+        assert set(found.values()) == {Outcome(401, "Bearer token is invalid", "distrusted_key")}, found
 
     def test_other_kids_and_other_issuers_are_untouched(self, provider: KeyProvider, issuer: FakeIssuer) -> None:
         old = issuer.signing_key
