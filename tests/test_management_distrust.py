@@ -100,3 +100,10 @@ def test_a_cache_that_does_not_answer_is_a_failure_not_a_silent_local_distrust(
     with pytest.raises(CommandError, match="the distrust list was NOT shared"):
         run("distrust", issuer.signing_key.kid)
     assert get_provider(get_settings().issuers[0]).config.distrusted_kids == frozenset()
+
+
+def test_a_cache_that_keeps_nothing_is_a_failure(issuer: FakeIssuer, configure: Configure, settings: Any) -> None:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    configure(issuer)
+    with pytest.raises(CommandError, match="does not keep what is written"):
+        run("distrust", issuer.signing_key.kid)

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jwtguard.cache import SharedCache
 from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
-from jwtguard.distrust import DEFAULT_FOR, MAX_FOR, Distrust, caches_of, distrust_kid, trust_kid
+from jwtguard.distrust import DEFAULT_FOR, MAX_FOR, Distrust, caches_of, distrust_kid, read_shared, trust_kid
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
 from jwtguard.jwks import KeyProviderStatus, get_provider
 from jwtguard.validation import get_validator, parse
@@ -179,6 +179,12 @@ class Command(BaseCommand):
         for cache in caches_of(configs):
             record = distrust_kid(cache, kid, issuer=issuer, seconds=seconds, reason=reason)
             _written(cache, record is not None)
+            # Read back through a new wrapper (no memory of ours): a cache that keeps nothing shares nothing.
+            if record is not None and read_shared(SharedCache(cache.alias)).get(record.scope) != record:
+                raise CommandError(
+                    f"cache {cache.alias!r} does not keep what is written (DummyCache?): the distrust list was NOT "
+                    "shared; use DISTRUSTED_KIDS and deploy"
+                )
         for config in configs:
             get_provider(config).distrusted()  # this process reads it at once (and logs it)
         until = _when(time.time() + (DEFAULT_FOR if seconds is None else seconds))
