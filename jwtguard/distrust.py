@@ -159,10 +159,16 @@ def distrust_kid(
 ) -> Distrust | None:
     """Add to the shared list of ``cache``: ``kid`` refused for ``issuer`` (None: every issuer) for ``seconds``
     (None: ``DEFAULT_FOR``). Returns the record, or None when the list's lock could not be had."""
-    now = time.time()
-    record = Distrust(kid, issuer, now, now + (DEFAULT_FOR if seconds is None else seconds), reason)
-    written = update_shared(cache, lambda _records, _now: {record.scope: record}, wait=LOCK_TIMEOUT)
-    return None if written is None else record
+    made: list[Distrust] = []
+
+    def change(records: dict[Scope, Distrust], now: float) -> dict[Scope, Distrust]:
+        # Newer than any record of its scope, a `trust` written by a pod whose clock runs ahead included.
+        held = records.get((issuer, kid))
+        since = now if held is None else max(now, held.since + 1e-6)
+        made.append(Distrust(kid, issuer, since, now + (DEFAULT_FOR if seconds is None else seconds), reason))
+        return {made[0].scope: made[0]}
+
+    return None if update_shared(cache, change, wait=LOCK_TIMEOUT) is None else made[0]
 
 
 def trust_kid(cache: SharedCache, kid: str, *, issuer: str | None) -> list[Distrust] | None:

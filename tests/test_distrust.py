@@ -257,6 +257,12 @@ class TestTheSharedList:
         provider.distrusted()
         assert sorted(e.kid for e in another_process(provider).distrusted()) == ["kid-a", "kid-b"]
 
+    def test_distrust_after_a_trust_from_a_clock_ahead_still_wins(self, provider: KeyProvider) -> None:
+        ahead = Distrust("kid-a", None, time.time() + 300, time.time() + 3600, trusted=True)
+        caches["default"].set(CACHE_KEY, {"v": 1, "records": [ahead.to_record()]})
+        distrust("kid-a")
+        assert [e.kid for e in provider.distrusted()] == ["kid-a"]
+
     def test_for_seconds_ends_by_itself(self, provider: KeyProvider, issuer: FakeIssuer) -> None:
         kid = issuer.signing_key.kid
         distrust(kid, seconds=0.3)
