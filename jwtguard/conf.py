@@ -6,7 +6,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -40,6 +40,9 @@ ISSUER_DEFAULTS: dict[str, Any] = {
     "TOKEN_TYPE": None,
     # False: TokenUser.id is the token's own sub; True or a label: "<ISSUER or label>#<sub>" (see jwtguard.user).
     "USER_ID_NAMESPACE": False,
+    # Kids refused whatever the key set holds (incident response, see jwtguard.distrust). Unlike the other keys,
+    # the top level's list is added to each ISSUERS entry's own, never replaced by it.
+    "DISTRUSTED_KIDS": [],
 }
 
 #: Keys that apply to the whole deployment.
@@ -82,6 +85,8 @@ class IssuerConfig:
     #: ``USER_ID_NAMESPACE`` resolved: what user ids of this issuer are qualified with (``<namespace>#<sub>``);
     #: None: bare, as the token has them.
     user_id_namespace: str | None = None
+    #: ``DISTRUSTED_KIDS``: kids refused whatever the key set holds (the top level's and the entry's own).
+    distrusted_kids: frozenset[str] = frozenset()
 
     @property
     def discovery_url(self) -> str:
@@ -275,6 +280,7 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
         token_type=_token_type(merged["TOKEN_TYPE"]),
         audience_claim=audience_claim,
         user_id_namespace=_user_id_namespace(merged["USER_ID_NAMESPACE"], issuer),
+        distrusted_kids=frozenset(_strings(merged, "DISTRUSTED_KIDS", allow_single=False)),
     )
 
 
@@ -349,11 +355,14 @@ def _issuers(raw: Mapping[str, Any], entries: object) -> list[IssuerConfig]:
         return [_issuer_config(shared, SETTINGS_NAME)]
     if "ISSUER" in raw:
         raise _fail("ISSUER", "and ISSUERS cannot both be set; put every issuer in ISSUERS.")
+    # Distrust given at the top level holds for every issuer: an entry's own list adds to it, never replaces it.
+    everywhere = frozenset(_strings({**ISSUER_DEFAULTS, **shared}, "DISTRUSTED_KIDS", allow_single=False))
     issuers = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise _fail("ISSUERS", f"entry {index} must be a dict, not {type(entry).__name__}.")
-        issuers.append(_issuer_config({**shared, **entry}, f"ISSUERS[{index}]"))
+        config = _issuer_config({**shared, **entry}, f"ISSUERS[{index}]")
+        issuers.append(replace(config, distrusted_kids=config.distrusted_kids | everywhere))
     names = [c.issuer for c in issuers]
     if len(set(names)) != len(names):
         raise _fail("ISSUERS", "names the same ISSUER twice.")

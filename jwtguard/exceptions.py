@@ -90,6 +90,13 @@ class UnsupportedHeader(InvalidToken):
     code = "unsupported_header"
 
 
+class DistrustedKey(InvalidToken):
+    """Raised when the token's ``kid`` is distrusted (``manage.py jwtguard distrust``, ``DISTRUSTED_KIDS``), whatever
+    the key set holds."""
+
+    code = "distrusted_key"
+
+
 class InvalidTokenType(InvalidToken):
     """Raised when ``TOKEN_TYPE`` is set and the header's ``typ`` does not match it."""
 

@@ -34,6 +34,7 @@ from jwtguard.algorithms import KEY_LOADERS, algorithms_for_key
 from jwtguard.cache import SharedCache
 from jwtguard.clock import elapsed, time_left
 from jwtguard.conf import IssuerConfig, on_reset
+from jwtguard.distrust import Distrust, IssuerDistrust
 from jwtguard.exceptions import AlgorithmNotAllowed, FetchError, KeySetUnavailable, UnknownKeyId
 from jwtguard.fetch import FetchResult, discover_jwks_url, fetch_json
 
@@ -278,7 +279,8 @@ class KeyProvider:
 
     One instance per issuer per process (see ``get_provider``); thread-safe. Other modules use only its
     public methods and attributes: ``get_key``, ``get_key_nowait``, ``usable_keyset``, ``read_shared_keyset``,
-    ``refresh``, ``status``, ``read_shared_status``, ``counters``, ``cache_keys``, ``forget``.
+    ``refresh``, ``status``, ``read_shared_status``, ``counters``, ``cache_keys``, ``forget``, ``forget_stale``,
+    ``refuse_distrusted``, ``distrusted``.
     """
 
     def __init__(self, config: IssuerConfig) -> None:
@@ -302,6 +304,7 @@ class KeyProvider:
         self._stale_quiet_until = float("-inf")
         self._ahead_for: float | None = None
         self._adopt_lock = threading.Lock()
+        self._distrust = IssuerDistrust(config, self.cache)
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -309,8 +312,10 @@ class KeyProvider:
         """The key for ``kid`` and ``alg``, refreshing the key set once if the kid is new and the cooldown allows.
 
         Raises ``UnknownKeyId`` when the kid is still unknown, ``AlgorithmNotAllowed`` when its key cannot
-        verify ``alg``, and ``KeySetUnavailable`` when no key set can be had at all.
+        verify ``alg``, ``DistrustedKey`` when the kid is distrusted (before any key set is looked at), and
+        ``KeySetUnavailable`` when no key set can be had at all.
         """
+        self._distrust.refuse(kid)
         keyset = self.usable_keyset()
         key = keyset.find(kid, alg)
         if key is None:
@@ -324,6 +329,8 @@ class KeyProvider:
         """``get_key`` if this process can answer from memory right now, else None (the caller then calls
         ``get_key`` off the event loop). Never waits on I/O, but like ``get_key`` it may start a background
         refresh-ahead thread when the key set nears the end of its freshness."""
+        if not self._distrust.refuse_nowait(kid):
+            return None
         keyset = self._fresh_in_memory(time.time())
         return None if keyset is None else keyset.find(kid, alg)
 
@@ -353,6 +360,9 @@ class KeyProvider:
             return keyset
         keyset = self.read_shared_keyset()
         self._counts["l2_reads"] += 1
+        # The distrust list is looked at with the shared entry, so that get_key_nowait() can answer from memory
+        # as long as the key set can (one hand-over to a thread per recheck, not two).
+        self._distrust.read_if_due()
         if keyset is not None and now < keyset.fresh_until:
             self._refresh_ahead_if_due(keyset, now)
             return keyset
@@ -422,6 +432,29 @@ class KeyProvider:
             self._ahead_for = None
         self.last_error = None
 
+    def refuse_distrusted(self, kid: str) -> None:
+        """Raise ``DistrustedKey`` when ``kid`` is distrusted for this issuer (``get_key`` does this first); reads
+        the shared distrust list when this process last read it ``JWKS_L1_RECHECK`` ago or more."""
+        self._distrust.refuse(kid)
+
+    def distrusted(self) -> list[Distrust]:
+        """The kids this issuer refuses: ``DISTRUSTED_KIDS``, then the shared list, read now (one cache read)."""
+        self._distrust.read()
+        return self._distrust.entries()
+
+    def forget_stale(self) -> None:
+        """Drop the key set held, in every process: the shared entry becomes a marker that makes each process
+        drop its copy at its next recheck (within ``JWKS_L1_RECHECK``) rather than give it back. Until a fetch
+        succeeds there is no key set: 503s. For an operator who no longer trusts the set the issuer last served."""
+        forgotten_at = time.time()
+        marker = {"v": ENTRY_VERSION, "forgotten_at": forgotten_at}
+        self.cache.set(self.entry_key, marker, self.config.jwks_cache_ttl + self.config.jwks_max_stale)
+        # The backoff armed while a set was in hand is long (up to 300 s); without one, the next request tries,
+        # and failures then back off as for a cold start.
+        self.cache.delete(self.backoff_key)
+        self.cache.delete(self.failures_key)
+        self._adopt(marker)
+
     # -- L1 / L2 --------------------------------------------------------------------------------------
 
     def _status(
@@ -472,6 +505,11 @@ class KeyProvider:
         with self._adopt_lock:
             current = self._keyset
             self._checked_at = elapsed()
+            if _is_forgotten(entry) and current is not None and current.fetched_at <= entry["forgotten_at"]:
+                # An operator dropped the set (``forget_stale``): not served, not given back.
+                self._keyset = None
+                self._stale_quiet_until = float("-inf")
+                return None
             if not _is_entry(entry):
                 if entry is None and current is not None and time.time() < current.stale_until:
                     # The shared entry is gone (evicted, or a Redis restart): give it back without a fetch,
@@ -794,6 +832,10 @@ def _algorithms_by_kid(keyset: KeySet | None) -> dict[str, tuple[str, ...]]:
     return {
         kid: tuple(sorted({alg for key in keys for alg in key.algorithms})) for kid, keys in sorted(keyset.keys.items())
     }
+
+
+def _is_forgotten(entry: Any) -> bool:
+    return isinstance(entry, dict) and entry.get("v") == ENTRY_VERSION and isinstance(entry.get("forgotten_at"), float)
 
 
 def _is_entry(entry: Any) -> bool:

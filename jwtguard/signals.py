@@ -12,3 +12,11 @@ jwks_fetch_failed = Signal()
 
 #: Sent when a token is refused: ``code`` (the rejection's code) and ``issuer`` (or None).
 token_rejected = Signal()
+
+#: Sent when this process starts refusing a distrusted kid (``jwtguard.distrust``): ``issuer``, ``kid``, ``reason``,
+#: ``until`` (epoch seconds; ``inf`` for ``DISTRUSTED_KIDS``) and ``source`` (``"cache"`` or ``"settings"``).
+key_distrusted = Signal()
+
+#: Sent at most once a minute per issuer while tokens signed by distrusted kids are refused: ``issuer`` and
+#: ``refused`` (a dict: kid -> tokens refused since the last summary).
+distrusted_key_refused = Signal()

@@ -27,6 +27,7 @@ pytest.importorskip("channels")
 from channels.generic.http import AsyncHttpConsumer  # noqa: E402
 from channels.testing import HttpCommunicator, WebsocketCommunicator  # noqa: E402
 
+from jwtguard.cache import SharedCache  # noqa: E402
 from jwtguard.contrib.channels import (  # noqa: E402
     CLOSE_INSUFFICIENT_SCOPE,
     CLOSE_INVALID_TOKEN,
@@ -37,6 +38,7 @@ from jwtguard.contrib.channels import (  # noqa: E402
     SUBPROTOCOL,
     JWTAuthMiddleware,
 )
+from jwtguard.distrust import distrust_kid  # noqa: E402
 from jwtguard.testing import FakeIssuer  # noqa: E402
 from sample_site.consumers import EchoConsumer  # noqa: E402
 from tests.support.loopback import free_port  # noqa: E402
@@ -328,6 +330,35 @@ class TestLongLivedConnections:
             return [closed, communicator.output_queue.empty()]
 
         assert run(scenario()) == [{"type": "websocket.close", "code": 4000}, True]
+
+    def test_a_distrusted_key_closes_a_live_connection_at_its_next_recheck(
+        self, issuer: FakeIssuer, configure: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        configure(issuer, JWKS_L1_RECHECK=0.2)
+        monkeypatch.setattr("jwtguard.contrib.channels.RECHECK_INTERVAL", 0.2)
+        token = issuer.mint()
+        seen = Seen()
+
+        async def scenario() -> tuple[dict[str, Any], float]:
+            communicator, connected, _ = await handshake(spying_app(seen), headers=bearer(token))
+            assert connected
+            await communicator.send_json_to("still")
+            assert (await communicator.receive_json_from(timeout=TIMEOUT))["echo"] == "still"
+            distrusted_at = time.monotonic()
+            assert distrust_kid(SharedCache("default"), issuer.signing_key.kid, issuer=None, seconds=60, reason="")
+            message = await communicator.receive_output(timeout=TIMEOUT)
+            closed_after = time.monotonic() - distrusted_at
+            await communicator.wait(timeout=TIMEOUT)
+            return dict(message), closed_after
+
+        message, closed_after = run(scenario())
+        assert (message["type"], message["code"], message["reason"]) == (
+            "websocket.close",
+            CLOSE_INVALID_TOKEN,
+            "distrusted_key",
+        )
+        assert closed_after < 0.2 + 0.2 + 1.0  # RECHECK_INTERVAL + JWKS_L1_RECHECK, and a busy machine's margin
+        assert seen.disconnect_code == CLOSE_INVALID_TOKEN
 
     def test_a_client_gone_before_the_handshake_is_answered(self, jwtguard_settings: FakeIssuer) -> None:
         async def scenario() -> bool:

@@ -153,7 +153,7 @@ class TestInspect:
 
 
 def test_no_subcommand_is_an_error(jwtguard_settings: FakeIssuer) -> None:
-    with pytest.raises(CommandError, match="status, refresh or inspect"):
+    with pytest.raises(CommandError, match="status, refresh, inspect TOKEN, distrust KID"):
         run()
 
 

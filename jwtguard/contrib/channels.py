@@ -13,7 +13,8 @@ missing scope, 4503 when no key set can be had, the error's stable ``code`` as t
 401 / 403 / 503 exactly as ``JWTAuthenticationMiddleware`` does.
 
 A live connection is closed with 4401 (reason ``token_expired``) once its token expires (``exp`` + ``LEEWAY``);
-the consumer sees ``websocket.disconnect`` with that code. Before then the client may send
+the consumer sees ``websocket.disconnect`` with that code; likewise (reason ``distrusted_key``) within
+``RECHECK_INTERVAL`` + ``JWKS_L1_RECHECK`` once its token's key is distrusted. Before then the client may send
 ``{"type": "jwtguard.refresh", "token": "<jwt>"}``: a fresh token for the same issuer and subject moves the
 deadline on (answered ``jwtguard.refreshed``), any other is answered ``jwtguard.refresh_refused`` and changes
 nothing. Those frames never reach the consumer.
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 
 from jwtguard.conf import get_settings
@@ -46,6 +48,7 @@ from jwtguard.edge import (
 from jwtguard.exceptions import (
     AuthorizationHeaderInvalid,
     AuthorizationHeaderMissing,
+    DistrustedKey,
     InvalidToken,
     JWTGuardError,
     KeySetError,
@@ -85,8 +88,8 @@ REFRESHED = "jwtguard.refreshed"
 REFRESH_REFUSED = "jwtguard.refresh_refused"
 #: Where the verified ``AccessToken`` is left in the scope, beside ``user`` and ``auth``.
 SCOPE_TOKEN = "jwtguard.token"
-#: The longest a connection's watch sleeps between two looks at its token: the hook point where a distrusted
-#: key (issue 14) will close it too; today only the expiry is looked at.
+#: The longest a connection's watch sleeps between two looks at its token (its expiry, and whether its key is
+#: distrusted).
 RECHECK_INTERVAL = 30.0
 
 
@@ -214,13 +217,21 @@ class JWTAuthMiddleware:
             return math.inf
 
     def recheck(self, token: AccessToken) -> JWTGuardError | None:
-        """Why a live connection's token is no longer good, or None: looked at by each wake of its watch.
+        """Why a live connection's token is no longer good, or None: looked at by each wake of its watch, in a
+        worker thread (the distrust list may be read from the shared cache, at most once per ``JWKS_L1_RECHECK``).
 
-        The hook point for key distrust (issue 14): once ``KeyProvider`` can say a key is distrusted, this
-        answers ``KeyDistrusted`` for a token signed by it and the connection is closed with 4401.
+        An expired token answers ``TokenExpired``, one whose key is distrusted ``DistrustedKey``: either closes
+        the connection with 4401.
         """
-        if get_validator().now() >= self.deadline(token):
+        validator = get_validator()
+        if validator.now() >= self.deadline(token):
             return TokenExpired("the connection's token expired")
+        kid = token.header.get("kid")
+        try:
+            validator.provider(token.issuer).refuse_distrusted(kid if isinstance(kid, str) else "")
+        except DistrustedKey as exc:
+            validator.rejected(exc, token.issuer)
+            return exc
         return None
 
     # -- refusals ---------------------------------------------------------------------------------------------
@@ -293,7 +304,7 @@ class Connection:
     async def watch(self) -> None:
         """Sleeps until the token's deadline (waking at least every ``RECHECK_INTERVAL``), then closes."""
         while True:
-            error = self.middleware.recheck(self.token)
+            error = await sync_to_async(self.middleware.recheck, thread_sensitive=False)(self.token)
             if error is not None:
                 await self.close(error)
                 return

@@ -1,4 +1,5 @@
-"""``manage.py jwtguard status | refresh | inspect <token>``: look at, warm, and question the shared key set."""
+"""``manage.py jwtguard status | refresh | inspect <token> | distrust <kid> | trust <kid> | distrusted``: look at,
+warm and question the shared key set, and refuse a leaked key everywhere."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jwtguard.cache import SharedCache
 from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
+from jwtguard.distrust import DEFAULT_FOR, MAX_FOR, Distrust, caches_of, distrust_kid, read_shared, trust_kid
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
 from jwtguard.jwks import KeyProviderStatus, get_provider
 from jwtguard.validation import get_validator, parse
@@ -25,24 +28,33 @@ class Command(BaseCommand):
     help = (
         "Inspect and warm jwtguard's shared key sets: 'status' shows each issuer's cached key set, 'refresh' "
         "fetches now (non-zero exit on failure, for deploy hooks), 'inspect TOKEN' decodes a token without "
-        "trusting it and says whether jwtguard would accept it and why."
+        "trusting it and says whether jwtguard would accept it and why; 'distrust KID' makes every process refuse "
+        "a key, 'trust KID' ends that, 'distrusted' lists what is refused."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        subcommands = parser.add_subparsers(dest="subcommand", metavar="{status,refresh,inspect}")
+        subcommands = parser.add_subparsers(
+            dest="subcommand", metavar="{status,refresh,inspect,distrust,trust,distrusted}"
+        )
         # Django's CommandParser needs the subparsers built with its own class to report errors properly.
         status = subcommands.add_parser("status", help="each issuer's key set: where it is cached, age, kids")
         status.add_argument("--issuer", help="only this issuer (its ISSUER value)")
         status.add_argument("--json", action="store_true", help="machine-readable output")
         refresh = subcommands.add_parser("refresh", help="fetch every issuer's key set now; exit 1 on failure")
         refresh.add_argument("--issuer", help="only this issuer (its ISSUER value)")
+        refresh.add_argument(
+            "--forget-stale",
+            action="store_true",
+            help="if the issuer cannot answer, drop the key set held in every process (503s until it answers)",
+        )
         inspect = subcommands.add_parser("inspect", help="decode a token (untrusted) and say if it would pass")
         inspect.add_argument("token", help="the JWT, or - to read it from standard input (keeps it out of ps)")
+        add_distrust_parsers(subcommands)
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options.get("subcommand")
         if subcommand is None:
-            raise CommandError("say what to do: status, refresh or inspect TOKEN (see --help)")
+            raise CommandError("say what to do: status, refresh, inspect TOKEN, distrust KID, trust KID or distrusted")
         try:
             settings = get_settings()
         except ImproperlyConfigured as exc:
@@ -50,7 +62,13 @@ class Command(BaseCommand):
         if subcommand == "status":
             self.status(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
         elif subcommand == "refresh":
-            self.refresh(_selected(settings, options.get("issuer")))
+            self.refresh(_selected(settings, options.get("issuer")), forget_stale=bool(options.get("forget_stale")))
+        elif subcommand == "distrust":
+            self.distrust(settings, options["kid"], options.get("issuer"), options.get("seconds"), options["reason"])
+        elif subcommand == "trust":
+            self.trust(settings, options["kid"], options.get("issuer"))
+        elif subcommand == "distrusted":
+            self.distrusted(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
         else:
             self.inspect(_read_token(options["token"]))
 
@@ -89,7 +107,7 @@ class Command(BaseCommand):
 
     # -- refresh ------------------------------------------------------------------------------------------
 
-    def refresh(self, issuers: list[IssuerConfig]) -> None:
+    def refresh(self, issuers: list[IssuerConfig], *, forget_stale: bool = False) -> None:
         failed = []
         for config in issuers:
             provider = get_provider(config)
@@ -99,6 +117,12 @@ class Command(BaseCommand):
                 # refresh() raises unless this very call got a new key set: the last good one is no refresh.
                 failed.append(config.issuer)
                 self.stderr.write(f"{config.issuer}: refresh FAILED: {provider.last_error or exc.reason}")
+                if forget_stale:
+                    provider.forget_stale()
+                    self.stderr.write(
+                        f"{config.issuer}: key set DROPPED in every process within JWKS_L1_RECHECK "
+                        f"({config.jwks_l1_recheck:g}s): tokens get 503 until the issuer answers"
+                    )
                 continue
             kids = ", ".join(sorted(keyset.keys))
             self.stdout.write(
@@ -143,6 +167,117 @@ class Command(BaseCommand):
                 f"subject {token.subject!r}, expires {_relative(token.claims['exp'] - now)}"
             )
         )
+
+    # -- distrust -----------------------------------------------------------------------------------------
+
+    def distrust(
+        self, settings: JWTGuardSettings, kid: str, issuer: str | None, seconds: float | None, reason: str
+    ) -> None:
+        configs = _selected(settings, issuer)
+        if seconds is not None and not 0 < seconds <= MAX_FOR:
+            raise CommandError(f"--for must be a number of seconds from 1 to {MAX_FOR:.0f}, not {seconds!r}")
+        for cache in caches_of(configs):
+            record = distrust_kid(cache, kid, issuer=issuer, seconds=seconds, reason=reason)
+            _written(cache, record is not None)
+            # Read back through a new wrapper (no memory of ours): a cache that keeps nothing shares nothing.
+            if record is not None and read_shared(SharedCache(cache.alias)).get(record.scope) != record:
+                raise CommandError(
+                    f"cache {cache.alias!r} does not keep what is written (DummyCache?): the distrust list was NOT "
+                    "shared; use DISTRUSTED_KIDS and deploy"
+                )
+        for config in configs:
+            get_provider(config).distrusted()  # this process reads it at once (and logs it)
+        until = _when(time.time() + (DEFAULT_FOR if seconds is None else seconds))
+        self.stdout.write(
+            self.style.WARNING(
+                f"kid {kid!r} distrusted for {issuer or 'every issuer'} until {until}: every process refuses it "
+                f"within JWKS_L1_RECHECK ({max(c.jwks_l1_recheck for c in configs):g}s)"
+            )
+        )
+
+    def trust(self, settings: JWTGuardSettings, kid: str, issuer: str | None) -> None:
+        configs = _selected(settings, issuer)
+        ended = 0
+        for cache in caches_of(configs):
+            records = trust_kid(cache, kid, issuer=issuer)
+            _written(cache, records is not None)
+            ended += len(records or [])
+        still = [
+            f"{config.issuer} ({entry.source}{'' if entry.issuer else ', every issuer'})"
+            for config in configs
+            for entry in get_provider(config).distrusted()
+            if entry.kid == kid
+        ]
+        if still:
+            raise CommandError(
+                f"kid {kid!r} is still distrusted for {', '.join(still)}: remove it from DISTRUSTED_KIDS, or trust "
+                "it without --issuer"
+            )
+        if not ended:
+            self.stdout.write(f"kid {kid!r} was not distrusted")
+            return
+        self.stdout.write(self.style.SUCCESS(f"kid {kid!r} trusted again: every process within JWKS_L1_RECHECK"))
+
+    def distrusted(self, issuers: list[IssuerConfig], *, as_json: bool) -> None:
+        listed = [(config, entry) for config in issuers for entry in get_provider(config).distrusted()]
+        if as_json:
+            self.stdout.write(json.dumps([_distrust_row(config, entry) for config, entry in listed], indent=2))
+            return
+        if not listed:
+            self.stdout.write("no kid is distrusted")
+        for config, entry in listed:
+            if entry.source == "settings":
+                when = "since start-up, until removed from DISTRUSTED_KIDS"
+            else:
+                when = f"since {_when(entry.since)}, until {_when(entry.until)}"
+            scope = "this issuer" if entry.issuer else "every issuer"
+            self.stdout.write(
+                f"{entry.kid}  issuer {config.issuer} ({scope})  {when}  source {entry.source}  "
+                f"reason: {entry.reason or '-'}"
+            )
+
+
+def _distrust_row(config: IssuerConfig, entry: Distrust) -> dict[str, Any]:
+    """One line of ``distrusted --json``: times are None for ``DISTRUSTED_KIDS`` (from start-up, for ever)."""
+    from_settings = entry.source == "settings"
+    return {
+        "kid": entry.kid,
+        "issuer": config.issuer,
+        "every_issuer": entry.issuer is None,
+        "since": None if from_settings else entry.since,
+        "until": None if from_settings else entry.until,
+        "reason": entry.reason,
+        "source": entry.source,
+    }
+
+
+def add_distrust_parsers(subcommands: Any) -> None:
+    """The ``distrust``, ``trust`` and ``distrusted`` subcommands."""
+    every = "(default: every issuer)"
+    parser = subcommands.add_parser("distrust", help="refuse a kid in every process, whatever the key set holds")
+    parser.add_argument("kid", help="the key id to refuse")
+    parser.add_argument("--issuer", help=f"only for this issuer (its ISSUER value) {every}")
+    parser.add_argument(
+        "--for",
+        dest="seconds",
+        type=float,
+        help=f"for this many seconds (default: until 'trust', at most {DEFAULT_FOR / 86400:.0f} days)",
+    )
+    parser.add_argument("--reason", default="", help="why: shown by 'distrusted' and in the log")
+    parser = subcommands.add_parser("trust", help="end a distrust: the kid verifies again if the key set has it")
+    parser.add_argument("kid", help="the key id")
+    parser.add_argument("--issuer", help=f"only the distrust for this issuer {every}")
+    parser = subcommands.add_parser("distrusted", help="list the distrusted kids: settings and shared list")
+    parser.add_argument("--issuer", help="only this issuer (its ISSUER value)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _written(cache: SharedCache, locked: bool) -> None:
+    """A distrust that only this process would know is no distrust: fail loudly."""
+    if cache.is_down:
+        raise CommandError(f"cache {cache.alias!r} does not answer: the distrust list was NOT shared")
+    if not locked:
+        raise CommandError(f"cache {cache.alias!r}: another writer holds the distrust list's lock; try again")
 
 
 def issuer_status(config: IssuerConfig) -> dict[str, Any]:
