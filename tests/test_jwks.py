@@ -923,6 +923,25 @@ class TestCacheOutage:
         assert other.usable_keyset().fetched_at == provider.usable_keyset().fetched_at
         assert issuer.jwks_requests == 1
 
+    @pytest.mark.slow
+    @pytest.mark.redis
+    def test_a_new_process_on_a_silent_django_redis_answers_valid_tokens(
+        self, issuer: FakeIssuer, redis_server: RedisServer
+    ) -> None:
+        """django-redis with IGNORE_EXCEPTIONS answers nothing while Redis is down (no error, no lock ever won):
+        a process started then must still fetch for itself and accept valid tokens, not answer 503."""
+        cache = {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_server.url,
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+        redis_server.stop()
+        tokens = [issuer.mint(sub=f"user-{i}") for i in range(20)]
+        with Cluster(1, cache=cache, jwtguard=issuer.settings(HTTP_TIMEOUT=HTTP_TIMEOUT)) as cluster:
+            result = totals(cluster.ask("validate", {"tokens": tokens}))
+        assert result == {**result, "valid": 20, "rejected": {}, "unavailable": 0, "errors": []}
+        assert issuer.jwks_requests == 1
+
 
 # -- signals and log lines -----------------------------------------------------------------------------------
 
@@ -1232,25 +1251,6 @@ class TestNobodyReachesIntoKeyProvider:
             if (problems := reaches_into_key_provider(path.read_text(), self.private, self.keys))
         }
         assert found == {}
-
-    @pytest.mark.slow
-    @pytest.mark.redis
-    def test_a_new_process_on_a_silent_django_redis_answers_valid_tokens(
-        self, issuer: FakeIssuer, redis_server: RedisServer
-    ) -> None:
-        """django-redis with IGNORE_EXCEPTIONS answers nothing while Redis is down (no error, no lock ever won):
-        a process started then must still fetch for itself and accept valid tokens, not answer 503."""
-        cache = {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis_server.url,
-            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
-        }
-        redis_server.stop()
-        tokens = [issuer.mint(sub=f"user-{i}") for i in range(20)]
-        with Cluster(1, cache=cache, jwtguard=issuer.settings(HTTP_TIMEOUT=HTTP_TIMEOUT)) as cluster:
-            result = totals(cluster.ask("validate", {"tokens": tokens}))
-        assert result == {**result, "valid": 20, "rejected": {}, "unavailable": 0, "errors": []}
-        assert issuer.jwks_requests == 1
 
 
 # -- several OS processes on a real Redis ---------------------------------------------------------------------
