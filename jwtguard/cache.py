@@ -118,17 +118,21 @@ class SharedCache:
         """
         if self._skip_backend():
             return None
-        cache = caches[self.alias]  # at use time: override_settings(CACHES=...) and test fixtures apply
         identity = self._identity()
         sticks = _add_sticks.get(identity)
+        if sticks is False:
+            return None
+        cache = caches[self.alias]  # at use time: override_settings(CACHES=...) and test fixtures apply
         if sticks is None and isinstance(cache, DummyCache):
-            sticks = self._learned(identity, sticks=False)
+            self._learned(identity, sticks=False)
+            return None
         target = _raising_client(cache)
-        if sticks is None and probe:
-            sticks = self._learned(identity, sticks=_probe(target))
-        return None if sticks is False else target
+        if sticks is None and probe and not self._learned(identity, sticks=_probe(target)):
+            return None
+        return target
 
     def _learned(self, identity: tuple[str, str], *, sticks: bool) -> bool:
+        """Remember for this process whether the cache keeps what is added to it (and say so when it does not)."""
         _add_sticks[identity] = sticks
         if not sticks:
             logger.warning(
