@@ -154,7 +154,9 @@ def django_settings(
             "UNAUTHENTICATED_USER": None,
         },
         "SIMPLE_JWT": simple_jwt or {},
-        "JWTGUARD": jwtguard,
+        # The verified-token cache is off here, so "jwtguard validate_token" times the whole path; the token
+        # cache contender has a validator of its own (contenders.cached_validator).
+        "JWTGUARD": {"TOKEN_CACHE_BYTES": 0, **jwtguard},
         "LOGGING_CONFIG": None,
         **extra,
     }

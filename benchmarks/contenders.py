@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jwtguard.authentication import JWTAccessTokenAuthentication
-from jwtguard.conf import parse_settings
+from jwtguard.conf import DEFAULT_TOKEN_CACHE_BYTES, parse_settings
 from jwtguard.validation import AccessToken, TokenValidator
 
 Validate = Callable[[str], object]
@@ -117,12 +117,12 @@ def decode_with_client(client: PyJWKClient, raw: str) -> dict[str, Any]:
 
 @functools.cache
 def cached_validator() -> TokenValidator:
-    """A second jwtguard validator, with the verified-token cache on (the settings' one has it off)."""
-    return TokenValidator(parse_settings({**settings.JWTGUARD, "TOKEN_CACHE_SIZE": 10_000}))
+    """A second jwtguard validator, with the verified-token cache on as by default (the settings' one has it off)."""
+    return TokenValidator(parse_settings({**settings.JWTGUARD, "TOKEN_CACHE_BYTES": DEFAULT_TOKEN_CACHE_BYTES}))
 
 
 class CachedJWTAuthentication(JWTAccessTokenAuthentication):
-    """jwtguard's DRF class with ``TOKEN_CACHE_SIZE`` on (through its ``get_validated_token`` hook)."""
+    """jwtguard's DRF class with the verified-token cache on (through its ``get_validated_token`` hook)."""
 
     def get_validated_token(self, raw: str, request: Request | None = None) -> AccessToken:
         return cached_validator().validate(raw)

@@ -4,6 +4,17 @@ When the Django cache raises (Redis down, timeouts), every operation falls throu
 store with the same semantics (``add`` is still "set if absent", entries still expire), so locks and
 cooldowns keep working per process. The next operation tries the real cache again, so sharing resumes by
 itself when it comes back. One warning per interval, never an exception to the caller.
+
+Two kinds of cache fail without raising, and are made to look like the ones that do:
+
+* a cache whose ``add`` does not stick (Django's ``DummyCache``: ``add`` always succeeds, ``get`` always
+  misses), where no lock, cooldown or backoff would ever hold. ``DummyCache`` is known by its class; any
+  other cache is probed once per process and configuration, at its first ``add``: a second ``add`` of the
+  same new key must be refused (adds only: a replica that lags cannot fool it). Such a cache is per-process:
+  every operation goes to the in-process store, for good.
+* django-redis with ``IGNORE_EXCEPTIONS`` (or ``DJANGO_REDIS_IGNORE_EXCEPTIONS``), which answers ``None`` to
+  everything while Redis is down, so no lock is ever won. jwtguard talks to its client directly, which
+  raises; and an ``add`` that answers ``None`` instead of a bool from any back end counts as a failure.
 """
 
 from __future__ import annotations
@@ -11,9 +22,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
 
 from jwtguard.clock import elapsed
 
@@ -22,6 +36,15 @@ logger = logging.getLogger("jwtguard")
 WARN_INTERVAL = 60.0
 #: After a failure, how long to skip the real cache before trying it again (keeps requests fast).
 RETRY_INTERVAL = 1.0
+#: How long the probe's key may live, should its delete not arrive.
+PROBE_SECONDS = 10
+
+# Whether ``add`` sticks, per alias and configuration (once per process: the probe costs three round trips).
+_add_sticks: dict[tuple[str, str], bool] = {}
+
+
+class SilentFailure(Exception):
+    """Raised inside ``SharedCache`` when the cache answered nothing (``add`` gave ``None``): an outage."""
 
 
 class _LocalStore:
@@ -69,13 +92,56 @@ class SharedCache:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._warned_at = -WARN_INTERVAL
+        self._recovery_warned_at = -WARN_INTERVAL
 
     @property
     def is_down(self) -> bool:
         return self._down_since is not None
 
+    @property
+    def per_process(self) -> bool:
+        """True once the cache is known not to keep what is added to it: this process's memory answers."""
+        return _add_sticks.get(self._identity()) is False
+
+    def _identity(self) -> tuple[str, str]:
+        # The configuration, not the cache object: Django builds one object per thread, and tests swap CACHES.
+        return self.alias, repr(getattr(settings, "CACHES", {}).get(self.alias))
+
     def _skip_backend(self) -> bool:
         return self._down_since is not None and elapsed() < self._retry_at
+
+    def _backend(self, *, probe: bool = False) -> Any:
+        """What to send an operation to (raises like the cache), or None when this process's memory answers.
+
+        ``probe``: for ``add``, whose answer must be the truth; the first one per configuration learns whether
+        the cache keeps what is added to it.
+        """
+        if self._skip_backend():
+            return None
+        identity = self._identity()
+        sticks = _add_sticks.get(identity)
+        if sticks is False:
+            return None
+        cache = caches[self.alias]  # at use time: override_settings(CACHES=...) and test fixtures apply
+        if sticks is None and isinstance(cache, DummyCache):
+            self._learned(identity, sticks=False)
+            return None
+        target = _raising_client(cache)
+        if sticks is None and probe and not self._learned(identity, sticks=_probe(target)):
+            return None
+        return target
+
+    def _learned(self, identity: tuple[str, str], *, sticks: bool) -> bool:
+        """Remember for this process whether the cache keeps what is added to it (and say so when it does not)."""
+        _add_sticks[identity] = sticks
+        if not sticks:
+            logger.warning(
+                "jwtguard: cache %r does not keep what is added to it (%s); the key set, its lock, cooldown and "
+                "backoff stay in this process's memory, so each process fetches for itself",
+                self.alias,
+                type(caches[self.alias]).__name__,
+            )
+        return sticks
 
     def _failed(self, operation: str, exc: Exception) -> None:
         now = elapsed()
@@ -93,57 +159,79 @@ class SharedCache:
             )
 
     def _recovered(self) -> None:
-        if self._down_since is not None:
-            logger.warning(
-                "jwtguard: cache %r answers again after %.1fs",
-                self.alias,
-                elapsed() - self._down_since,
-            )
-            self._down_since = None
+        if self._down_since is None:
+            return
+        now = elapsed()
+        # Rate-limited like the failures: a cache that flaps (a failover) would log this once a second.
+        if now - self._recovery_warned_at >= WARN_INTERVAL:
+            self._recovery_warned_at = now
+            logger.warning("jwtguard: cache %r answers again after %.1fs", self.alias, now - self._down_since)
+        self._down_since = None
 
     def get(self, key: str) -> Any:
-        if not self._skip_backend():
-            try:
-                # Looked up at use time, so override_settings(CACHES=...) and test fixtures apply.
-                value = caches[self.alias].get(key)
-            except Exception as exc:
-                self._failed("get", exc)
-            else:
+        try:
+            backend = self._backend()
+            if backend is not None:
+                value = backend.get(key)
                 self._recovered()
                 return value
+        except Exception as exc:
+            self._failed("get", exc)
         return self.local.get(key)
 
     def set(self, key: str, value: Any, timeout: float) -> None:
         # The local copy is kept too, so an outage right after a write still has the value.
         self.local.set(key, value, timeout)
-        if not self._skip_backend():
-            try:
-                caches[self.alias].set(key, value, timeout=_seconds(timeout))
-            except Exception as exc:
-                self._failed("set", exc)
-            else:
+        try:
+            backend = self._backend()
+            if backend is not None:
+                backend.set(key, value, timeout=_seconds(timeout))
                 self._recovered()
+        except Exception as exc:
+            self._failed("set", exc)
 
     def add(self, key: str, value: Any, timeout: float) -> bool:
-        if not self._skip_backend():
-            try:
-                added = bool(caches[self.alias].add(key, value, timeout=_seconds(timeout)))
-            except Exception as exc:
-                self._failed("add", exc)
-            else:
+        try:
+            backend = self._backend(probe=True)
+            if backend is not None:
+                added = backend.add(key, value, timeout=_seconds(timeout))
+                if added is None:
+                    raise SilentFailure("add answered None (IGNORE_EXCEPTIONS with the cache down?)")
                 self._recovered()
-                return added
+                return bool(added)
+        except Exception as exc:
+            self._failed("add", exc)
         return self.local.add(key, value, timeout)
 
     def delete(self, key: str) -> None:
         self.local.delete(key)
-        if not self._skip_backend():
-            try:
-                caches[self.alias].delete(key)
-            except Exception as exc:
-                self._failed("delete", exc)
-            else:
+        try:
+            backend = self._backend()
+            if backend is not None:
+                backend.delete(key)
                 self._recovered()
+        except Exception as exc:
+            self._failed("delete", exc)
+
+
+def _raising_client(cache: Any) -> Any:
+    """``cache``, or for django-redis with ``IGNORE_EXCEPTIONS`` its client, whose operations raise when Redis is
+    down (the cache's own methods would answer ``None``: no lock won, every new process a 503)."""
+    if getattr(cache, "_ignore_exceptions", False) and hasattr(cache, "client"):
+        return cache.client
+    return cache
+
+
+def _probe(target: Any) -> bool:
+    """Whether ``target`` keeps what is added to it: a second ``add`` of a new key must be refused."""
+    key = f"jwtguard:probe:{uuid.uuid4().hex}"
+    first = target.add(key, 1, timeout=PROBE_SECONDS)
+    if not first:
+        # A new key refused (or None): the cache answered nothing true; an outage, to be probed again.
+        raise SilentFailure(f"add of a new key answered {first!r}")
+    second = target.add(key, 2, timeout=PROBE_SECONDS)
+    target.delete(key)
+    return not second
 
 
 def _seconds(timeout: float) -> int:

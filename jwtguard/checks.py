@@ -53,6 +53,7 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.E005": "CACHE_ALIAS names a cache that settings.CACHES does not define",
     "jwtguard.E006": "the JWKS URL (or, without one, the ISSUER used for discovery) is plain http to a remote host",
     "jwtguard.E007": "TOKEN_TYPE is not a media type (spaces, parameters, more than one '/')",
+    "jwtguard.E008": "CACHE_ALIAS names a DummyCache (reported instead of W001)",
     "jwtguard.W001": "CACHE_ALIAS names a per-process cache (LocMemCache, DummyCache)",
     "jwtguard.W002": "LEEWAY is over 5 minutes",
     "jwtguard.W003": "JWKS_REFRESH_COOLDOWN is not shorter than JWKS_CACHE_TTL",
@@ -62,6 +63,7 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.W007": "several issuers share the bare user id namespace (USER_ID_NAMESPACE off for more than one)",
     "jwtguard.W008": "CACHE_ALIAS names a cache that reads from replicas (SentinelClient, several Redis LOCATIONs, "
     "a cluster reading from replicas)",
+    "jwtguard.W009": "CACHE_ALIAS names django-redis with IGNORE_EXCEPTIONS (or DJANGO_REDIS_IGNORE_EXCEPTIONS)",
     "jwtguard.I001": "AUDIENCE looks like a client id (no ':' nor '/') and TOKEN_TYPE is not set: ID tokens may pass",
 }
 
@@ -73,6 +75,7 @@ SECURITY_CHECK_IDS = frozenset(
         "jwtguard.E003",
         "jwtguard.E004",
         "jwtguard.E006",
+        "jwtguard.E008",
         "jwtguard.I001",
         "jwtguard.W002",
         "jwtguard.W006",
@@ -244,7 +247,11 @@ def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
         backend_class = import_string(backend)
     except ImportError:
         return []  # Django's own cache checks report a backend that cannot be imported.
-    if isinstance(backend_class, type) and issubclass(backend_class, PER_PROCESS_BACKENDS):
+    if not isinstance(backend_class, type):
+        return []
+    if issubclass(backend_class, DummyCache):
+        return [_dummy_cache(config, name)]
+    if issubclass(backend_class, PER_PROCESS_BACKENDS):
         return [
             Warning(
                 f"{name('CACHE_ALIAS')} is {config.cache_alias!r}, a {backend_class.__name__} that lives in one "
@@ -256,7 +263,28 @@ def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
                 id="jwtguard.W001",
             )
         ]
-    return _check_replica_reads(config, name, caches[config.cache_alias], backend_class)
+    cache = caches[config.cache_alias]
+    return _check_replica_reads(config, name, cache, backend_class) + _check_ignored_exceptions(
+        config, name, cache, backend_class
+    )
+
+
+def _check_ignored_exceptions(
+    config: IssuerConfig, name: _Names, cache: Mapping[str, Any], backend_class: Any
+) -> list[CheckMessage]:
+    if backend_class.__module__.startswith("django_redis.") and _ignores_exceptions(cache):
+        return [
+            Warning(
+                f"{name('CACHE_ALIAS')} is {config.cache_alias!r}, a django-redis cache with IGNORE_EXCEPTIONS: "
+                "while Redis is down it answers every read and write with nothing, which hides the outage; "
+                "jwtguard goes around it to its client (so its locks fall back to process memory), but the "
+                "rest of the site keeps guessing.",
+                hint="Give jwtguard a cache alias of its own without IGNORE_EXCEPTIONS (jwtguard never raises "
+                "when its cache fails), or silence jwtguard.W009 if the option is meant.",
+                id="jwtguard.W009",
+            )
+        ]
+    return []
 
 
 def _check_replica_reads(
@@ -319,6 +347,23 @@ def _locations(location: Any) -> list[str]:
     if isinstance(location, (list, tuple)):
         return [str(server) for server in location]
     return []
+
+
+def _dummy_cache(config: IssuerConfig, name: _Names) -> CheckMessage:
+    return Error(
+        f"{name('CACHE_ALIAS')} is {config.cache_alias!r}, a DummyCache, which keeps nothing: jwtguard keeps the "
+        "key set, its lock, cooldown and backoff in each process's memory instead, so every worker fetches "
+        "the key set for itself and forged kids cost a fetch per process per cooldown.",
+        hint="Point CACHE_ALIAS at a cache every process shares (Redis); for a site that caches nothing "
+        "else, add a cache alias for jwtguard alone and set CACHE_ALIAS to it.",
+        id="jwtguard.E008",
+    )
+
+
+def _ignores_exceptions(cache: Mapping[str, Any]) -> bool:
+    # django-redis's own rule: the OPTIONS key wins, else the global setting.
+    options = cache.get("OPTIONS") or {}
+    return bool(options.get("IGNORE_EXCEPTIONS", getattr(settings, "DJANGO_REDIS_IGNORE_EXCEPTIONS", False)))
 
 
 def _check_urls(config: IssuerConfig, name: _Names) -> list[CheckMessage]:

@@ -45,6 +45,9 @@ ISSUER_DEFAULTS: dict[str, Any] = {
     "DISTRUSTED_KIDS": [],
 }
 
+#: ``TOKEN_CACHE_BYTES`` unless set (docs/performance.md says why the cache is on by default).
+DEFAULT_TOKEN_CACHE_BYTES = 8 * 1024 * 1024
+
 #: Keys that apply to the whole deployment.
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "STRICT_AUTH_HEADER": False,
@@ -52,12 +55,17 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "MAX_TOKEN_BYTES": 8 * 1024,
     "USER_RESOLVER": None,
     "SCOPE_CLAIMS": ["scope", "scp"],
-    # Verified tokens remembered per process (see jwtguard.tokencache); 0 turns the cache off.
-    "TOKEN_CACHE_SIZE": 0,
+    # The verified-token cache's budget per process, in measured bytes (see jwtguard.tokencache); 0: off.
+    "TOKEN_CACHE_BYTES": DEFAULT_TOKEN_CACHE_BYTES,
+    # At most this many verified tokens too (None: the byte budget alone); 0 turns the cache off, as before
+    # TOKEN_CACHE_BYTES existed.
+    "TOKEN_CACHE_SIZE": None,
 }
 
-#: The largest ``TOKEN_CACHE_SIZE``: a bound on the memory the verified-token cache may take.
+#: The largest ``TOKEN_CACHE_SIZE``.
 MAX_TOKEN_CACHE_SIZE = 1_000_000
+#: The largest ``TOKEN_CACHE_BYTES`` (1 GiB per process).
+MAX_TOKEN_CACHE_BYTES = 2**30
 
 KNOWN_KEYS = frozenset(ISSUER_DEFAULTS) | frozenset(GLOBAL_DEFAULTS)
 
@@ -102,8 +110,15 @@ class JWTGuardSettings:
     max_token_bytes: int
     user_resolver: str | None
     scope_claims: tuple[str, ...]
-    #: How many verified tokens each process remembers (``TOKEN_CACHE_SIZE``); 0: none.
-    token_cache_size: int = 0
+    #: The verified-token cache's budget per process in bytes (``TOKEN_CACHE_BYTES``); 0: no cache.
+    token_cache_bytes: int = 0
+    #: At most this many verified tokens per process (``TOKEN_CACHE_SIZE``); None: no count bound.
+    token_cache_size: int | None = None
+
+    @property
+    def token_cache_on(self) -> bool:
+        """Whether each process keeps verified tokens: a byte budget, and no ``TOKEN_CACHE_SIZE`` of 0."""
+        return self.token_cache_bytes > 0 and self.token_cache_size != 0
 
     def issuer_for(self, iss: object) -> IssuerConfig | None:
         """The issuer a token is routed to by its unverified ``iss``: the one whose ``ISSUER`` equals it.
@@ -331,10 +346,17 @@ def parse_settings(raw: object) -> JWTGuardSettings:
     if resolver is not None and not isinstance(resolver, str):
         raise _fail("USER_RESOLVER", "must be a dotted path to a callable, or None.")
     token_cache_size = merged["TOKEN_CACHE_SIZE"]
-    if not _is_integer(token_cache_size, 0, MAX_TOKEN_CACHE_SIZE):
+    if token_cache_size is not None and not _is_integer(token_cache_size, 0, MAX_TOKEN_CACHE_SIZE):
         raise _fail(
             "TOKEN_CACHE_SIZE",
-            f"must be an integer from 0 (off) to {MAX_TOKEN_CACHE_SIZE}, not {token_cache_size!r}.",
+            f"must be None (no count bound), or an integer from 0 (off) to {MAX_TOKEN_CACHE_SIZE}, "
+            f"not {token_cache_size!r}.",
+        )
+    token_cache_bytes = merged["TOKEN_CACHE_BYTES"]
+    if not _is_integer(token_cache_bytes, 0, MAX_TOKEN_CACHE_BYTES):
+        raise _fail(
+            "TOKEN_CACHE_BYTES",
+            f"must be an integer from 0 (off) to {MAX_TOKEN_CACHE_BYTES}, not {token_cache_bytes!r}.",
         )
     return JWTGuardSettings(
         issuers=tuple(issuers),
@@ -342,6 +364,7 @@ def parse_settings(raw: object) -> JWTGuardSettings:
         max_token_bytes=max_token,
         user_resolver=resolver,
         scope_claims=_strings(merged, "SCOPE_CLAIMS", allow_single=False),
+        token_cache_bytes=token_cache_bytes,
         token_cache_size=token_cache_size,
     )
 

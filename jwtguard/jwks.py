@@ -42,6 +42,10 @@ logger = logging.getLogger("jwtguard")
 
 ENTRY_VERSION = 1
 MIN_RSA_BITS = 2048
+#: Verification costs grow with the modulus (about cubically) and with the public exponent's bit length: an
+#: issuer's key over these would make every token under its kid, forged ones too, cost many times the usual.
+MAX_RSA_BITS = 8192
+MAX_RSA_EXPONENT = 2**32
 MAX_KEYS = 100
 #: Share of the freshness after which one process refreshes ahead of expiry.
 REFRESH_AHEAD_AT = 0.8
@@ -186,8 +190,28 @@ def _load_key(jwk: dict[str, Any], kty: str, label: str) -> Any:
     except (PyJWTError, ValueError, TypeError, KeyError, OverflowError) as exc:
         logger.warning("jwtguard: %s cannot be loaded (%s); skipped", label, exc)
         return None
-    if kty == "RSA" and key.key_size < MIN_RSA_BITS:
+    if kty == "RSA":
+        return _rsa_within_caps(key, label)
+    # EC keys are bound to the one curve of their alg (jwtguard.algorithms) and OKP keys to Ed25519 or Ed448:
+    # their verification cost is fixed by the algorithm table, whatever the key set says.
+    return key
+
+
+def _rsa_within_caps(key: Any, label: str) -> Any:
+    """The RSA key, or None (logged) when it is too weak or would make each verification cost unbounded."""
+    if key.key_size < MIN_RSA_BITS:
         logger.warning("jwtguard: %s is a %d-bit RSA key, under %d; skipped", label, key.key_size, MIN_RSA_BITS)
+        return None
+    if key.key_size > MAX_RSA_BITS:
+        logger.warning("jwtguard: %s is a %d-bit RSA key, over %d; skipped", label, key.key_size, MAX_RSA_BITS)
+        return None
+    exponent = key.public_numbers().e
+    if not 3 <= exponent <= MAX_RSA_EXPONENT or exponent % 2 == 0:
+        logger.warning(
+            "jwtguard: %s has RSA public exponent %s, not an odd number from 3 to 2**32 (65537 is usual); skipped",
+            label,
+            exponent if exponent.bit_length() <= 64 else f"of {exponent.bit_length()} bits",
+        )
         return None
     return key
 

@@ -162,7 +162,7 @@ class TokenValidator:
     """Validates raw access tokens against the configured issuers.
 
     Stateless apart from its settings, a memo of each issuer's ``KeyProvider``, and the verified-token cache
-    when ``TOKEN_CACHE_SIZE`` turns it on (see ``jwtguard.tokencache``).
+    when ``TOKEN_CACHE_BYTES`` gives it a budget (see ``jwtguard.tokencache``).
     """
 
     #: How often, in this process, an exception that is no ``JWTGuardError`` escaped validation: each is a bug
@@ -179,8 +179,9 @@ class TokenValidator:
         self.provider_for = provider_for
         #: None: ``time.time``, looked up at each call, so freezegun, time-machine and patches all move it.
         self.clock = clock
-        size = settings.token_cache_size
-        self.token_cache: TokenCache | None = TokenCache(size) if size > 0 else None
+        self.token_cache: TokenCache | None = (
+            TokenCache(settings.token_cache_bytes, settings.token_cache_size) if settings.token_cache_on else None
+        )
         # (config, provider) by id(config): a frozen dataclass rehashes all its fields on every dict lookup.
         self._providers: dict[int, tuple[IssuerConfig, KeyProvider]] = {}
 

@@ -19,15 +19,22 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKERS, REQUESTS = 2, 2
 
 
+def run_module(arguments: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python -m <arguments>`` from the repository root, which must succeed within two minutes."""
+    completed = subprocess.run(
+        [sys.executable, "-m", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
 @pytest.mark.slow
 @pytest.mark.redis
 def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> None:
     require_real_redis()
     output = tmp_path / "results.json"
-    completed = subprocess.run(
+    completed = run_module(
         [
-            sys.executable,
-            "-m",
             "benchmarks",
             "--quick",
             "--only",
@@ -46,14 +53,8 @@ def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> No
             "2",
             "--output",
             str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        ]
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Per-call CPU, validating one valid RS256 token" in completed.stdout
     results = json.loads(output.read_text())
     for algorithm in ("RS256", "ES256", "EdDSA"):
@@ -68,3 +69,11 @@ def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> No
     assert fetches["PyJWKClient singleton"]["steady"] == WORKERS
     assert fetches["article: PyJWKClient per request"]["steady"] == WORKERS * REQUESTS
     assert all(row["refused_valid_tokens"] == 0 for row in fetches.values())
+
+
+@pytest.mark.slow
+def test_the_token_cache_benchmark_runs() -> None:
+    completed = run_module(["benchmarks.tokencache", "--rounds", "1", "--sample-seconds", "0.001"])
+    for shape in ("usual", "8 KiB of tiny claims"):
+        assert f"{shape}: on, repeated token (hit)" in completed.stdout
+        assert f"{shape}: on, new token each call (miss)" in completed.stdout

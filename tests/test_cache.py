@@ -40,6 +40,12 @@ class BrokenCache(BaseCache):
         return bool(self._fail("delete"))
 
 
+@pytest.fixture(autouse=True)
+def _probe_afresh() -> None:
+    """Forget what earlier tests learned about whether ``add`` sticks (learned once per process otherwise)."""
+    cache_module._add_sticks.clear()
+
+
 @pytest.fixture
 def broken(settings: Any) -> SharedCache:
     settings.CACHES = {**settings.CACHES, "broken": {"BACKEND": "tests.test_cache.BrokenCache"}}
@@ -184,3 +190,122 @@ class TestARealRedisThatStops:
         one.set("k", "after", 60)
         assert two.get("k") == "after"
         assert not one.is_down
+
+
+class ForgetfulCache(BaseCache):
+    """A cache that keeps nothing and says yes to every ``add``, like DummyCache but not one by class."""
+
+    def __init__(self, location: str, params: dict[str, Any]) -> None:
+        super().__init__(params)
+
+    def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        CALLS.append("get")
+        return default
+
+    def set(self, key: Any, value: Any, timeout: Any = None, version: Any = None) -> None:
+        CALLS.append("set")
+
+    def add(self, key: Any, value: Any, timeout: Any = None, version: Any = None) -> bool:
+        CALLS.append("add")
+        return True
+
+    def delete(self, key: Any, version: Any = None) -> bool:
+        CALLS.append("delete")
+        return False
+
+
+class TestWhenAddDoesNotStick:
+    """A cache whose ``add`` always succeeds would let every request win the lock and the cooldown: such a cache
+    is per-process, and this process's memory answers for it."""
+
+    @pytest.mark.parametrize(
+        "backend", ["django.core.cache.backends.dummy.DummyCache", "tests.test_cache.ForgetfulCache"]
+    )
+    def test_lock_and_values_hold_in_process_memory(
+        self, settings: Any, caplog: pytest.LogCaptureFixture, backend: str
+    ) -> None:
+        settings.CACHES = {**settings.CACHES, "nothing": {"BACKEND": backend}}
+        CALLS.clear()
+        cache = SharedCache("nothing")
+        with caplog.at_level(logging.WARNING, logger="jwtguard"):
+            assert cache.add("lock", "mine", 60) is True
+            assert cache.add("lock", "again", 60) is False
+        cache.set("k", "v", 60)
+        assert cache.get("k") == "v"
+        assert cache.get("lock") == "mine"
+        assert cache.per_process
+        assert not cache.is_down
+        assert "does not keep what is added to it" in caplog.text
+        # DummyCache is known by its class; another cache is probed once (add, add, delete), then left alone.
+        probed = [] if "Dummy" in backend else ["add", "add", "delete"]
+        assert probed == CALLS
+
+    def test_the_probe_runs_once_per_process_and_configuration(self, settings: Any) -> None:
+        settings.CACHES = {**settings.CACHES, "nothing": {"BACKEND": "tests.test_cache.ForgetfulCache"}}
+        CALLS.clear()
+        for _ in range(3):
+            assert SharedCache("nothing").add("lock", "mine", 60) is True  # each provider's first add
+        assert CALLS == ["add", "add", "delete"]
+
+    def test_a_cache_that_keeps_what_is_added_is_shared(self, shared_cache: str) -> None:
+        cache = SharedCache("default")
+        assert cache.add("lock", "mine", 60) is True
+        assert not cache.per_process
+        assert SharedCache("default").add("lock", "theirs", 60) is False
+        assert caches["default"].get("lock") == "mine"
+
+
+class TestFlappingCache:
+    def test_answers_again_is_rate_limited_like_failed(
+        self, settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(cache_module, "RETRY_INTERVAL", 0.0)
+        working = settings.CACHES["default"]
+        broken = {"BACKEND": "tests.test_cache.BrokenCache"}
+        cache = SharedCache("flaky")
+        with caplog.at_level(logging.WARNING, logger="jwtguard"):
+            for _ in range(5):
+                settings.CACHES = {"default": working, "flaky": broken}
+                cache.get("k")
+                assert cache.is_down
+                settings.CACHES = {"default": working, "flaky": working}
+                cache.get("k")
+                assert not cache.is_down
+        messages = [r.getMessage() for r in caplog.records]
+        assert len([m for m in messages if "answers again" in m]) == 1
+        assert len([m for m in messages if "failed on get" in m]) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+class TestDjangoRedisIgnoringExceptions:
+    """django-redis with ``IGNORE_EXCEPTIONS`` answers ``None`` to everything while Redis is down: jwtguard goes
+    to its client, which raises, so the outage is one like any other."""
+
+    @pytest.fixture(params=["option", "setting"])
+    def ignoring(self, request: pytest.FixtureRequest, redis_server: RedisServer, settings: Any) -> RedisServer:
+        options: dict[str, Any] = {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5}
+        if request.param == "option":
+            options["IGNORE_EXCEPTIONS"] = True
+        else:
+            settings.DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": redis_server.url,
+                "OPTIONS": options,
+            }
+        }
+        return redis_server
+
+    def test_a_silent_outage_falls_back_to_process_memory(self, ignoring: RedisServer) -> None:
+        cache = SharedCache("default")
+        assert cache.add("lock", "mine", 60) is True
+        assert SharedCache("default").add("lock", "theirs", 60) is False  # shared while Redis answers
+        ignoring.stop()
+        assert caches["default"].add("other", "x", 60) is None  # what django-redis itself answers
+        fresh = SharedCache("default")
+        assert fresh.add("lock", "new", 60) is True
+        assert fresh.add("lock", "again", 60) is False
+        assert fresh.is_down
+        assert not fresh.per_process

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache.backends.dummy import DummyCache
 from django.core.checks import Error, Info, Tags, Warning
 from django.core.checks.registry import registry
 from django.core.management import call_command
@@ -26,6 +27,10 @@ GOOD = {
 }
 REDIS = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+
+
+class MyDummy(DummyCache):
+    """A site's own DummyCache subclass: still keeps nothing."""
 
 
 def ids(messages: list[Any]) -> list[str]:
@@ -117,19 +122,43 @@ class TestConditions:
         assert "'jwks'" in messages[0].msg
         assert "['default']" in messages[0].hint
 
-    @pytest.mark.parametrize(
-        ("backend", "name"),
-        [
-            ("django.core.cache.backends.locmem.LocMemCache", "LocMemCache"),
-            ("django.core.cache.backends.dummy.DummyCache", "DummyCache"),
-        ],
-    )
-    def test_a_per_process_cache_is_w001(self, backend: str, name: str, settings: Any) -> None:
-        messages = run_checks(settings, GOOD, {"default": {"BACKEND": backend}})
+    def test_a_per_process_cache_is_w001(self, settings: Any) -> None:
+        messages = run_checks(settings, GOOD, {"default": LOCMEM})
         assert ids(messages) == ["jwtguard.W001"]
         assert isinstance(messages[0], Warning)
-        assert name in messages[0].msg
+        assert "LocMemCache" in messages[0].msg
         assert "RedisCache" in messages[0].hint
+
+    @pytest.mark.parametrize("backend", ["django.core.cache.backends.dummy.DummyCache", "tests.test_checks.MyDummy"])
+    def test_a_dummy_cache_is_e008_instead_of_w001(self, backend: str, settings: Any) -> None:
+        messages = run_checks(settings, GOOD, {"default": {"BACKEND": backend}})
+        assert ids(messages) == ["jwtguard.E008"]
+        assert isinstance(messages[0], Error)
+        assert "a DummyCache, which keeps nothing" in messages[0].msg
+        assert "a fetch per process per cooldown" in messages[0].msg
+        assert "shares (Redis)" in messages[0].hint
+
+    @pytest.mark.parametrize(
+        ("options", "global_setting"), [({"IGNORE_EXCEPTIONS": True}, False), ({}, True), ({"SOCKET_TIMEOUT": 1}, True)]
+    )
+    def test_django_redis_ignoring_exceptions_is_w009(
+        self, settings: Any, options: dict[str, Any], global_setting: bool
+    ) -> None:
+        settings.DJANGO_REDIS_IGNORE_EXCEPTIONS = global_setting
+        cache = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}
+        messages = run_checks(settings, GOOD, {"default": {**cache, "OPTIONS": options}})
+        assert ids(messages) == ["jwtguard.W009"]
+        assert isinstance(messages[0], Warning)
+        assert "IGNORE_EXCEPTIONS" in messages[0].msg
+        assert "cache alias of its own" in messages[0].hint
+
+    @pytest.mark.parametrize(("options", "global_setting"), [({}, False), ({"IGNORE_EXCEPTIONS": False}, True)])
+    def test_django_redis_that_raises_passes(
+        self, settings: Any, options: dict[str, Any], global_setting: bool
+    ) -> None:
+        settings.DJANGO_REDIS_IGNORE_EXCEPTIONS = global_setting
+        cache = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}
+        assert run_checks(settings, GOOD, {"default": {**cache, "OPTIONS": options}}) == []
 
     @pytest.mark.parametrize(
         "backend",

@@ -213,6 +213,65 @@ class TestParseJwks:
             parse_jwks(document, ("RS256",), source="t")
 
 
+def _b64uint(value: int) -> str:
+    return jwt.utils.base64url_encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).decode()
+
+
+class TestKeyCostCaps:
+    """RSA keys that would make each verification (a forged token's too) cost many times the usual are skipped,
+    with a warning, and the rest of the set is still used. EC and OKP costs are fixed by the algorithm table."""
+
+    def rsa(self, kid: str, *, bits: int | None = None, e: int | None = None) -> dict[str, Any]:
+        jwk = generate_key("RS256", kid=kid).public_jwk()
+        if bits is not None:
+            # Any odd number of that length loads as a modulus: no need to generate a real 9000-bit key.
+            filler = int.from_bytes(uuid.uuid4().bytes * (bits // 128 + 1), "big") % (1 << (bits - 1))
+            jwk["n"] = _b64uint((1 << (bits - 1)) | filler | 1)
+        if e is not None:
+            jwk["e"] = _b64uint(e)
+        return jwk
+
+    def parse(self, *members: dict[str, Any]) -> dict[str, tuple[jwks.VerificationKey, ...]]:
+        return parse_jwks({"keys": list(members)}, ("RS256", "ES256", "EdDSA"), source="https://idp/jwks")
+
+    @pytest.mark.parametrize(
+        ("members", "logged"),
+        [
+            ({"bits": 8200}, "is a 8200-bit RSA key, over 8192; skipped"),
+            ({"bits": 16384}, "is a 16384-bit RSA key, over 8192; skipped"),
+            ({"e": 2**32 + 1}, "has RSA public exponent 4294967297, not an odd number from 3 to 2**32"),
+            ({"e": 2**64 + 1}, "has RSA public exponent of 65 bits, not an odd number from 3 to 2**32"),
+            ({"e": 2**1000 + 1}, "has RSA public exponent of 1001 bits, not an odd number"),
+        ],
+    )
+    def test_a_key_over_the_caps_is_skipped_with_a_warning_and_the_rest_is_used(
+        self, caplog: pytest.LogCaptureFixture, members: dict[str, int], logged: str
+    ) -> None:
+        ec = generate_key("ES256", kid="ec").public_jwk()
+        with caplog.at_level(logging.WARNING, logger="jwtguard"):
+            keys = self.parse(self.rsa("costly", **members), self.rsa("good"), ec)
+        assert sorted(keys) == ["ec", "good"]
+        [record] = [r for r in caplog.records if "costly" in r.getMessage()]
+        assert record.levelno == logging.WARNING
+        assert logged in record.getMessage()
+
+    @pytest.mark.parametrize("e", [1, 2, 4, 65536])
+    def test_an_exponent_that_is_even_or_under_3_is_never_used(self, e: int) -> None:
+        assert sorted(self.parse(self.rsa("bad", e=e), self.rsa("good"))) == ["good"]
+
+    @pytest.mark.parametrize(("bits", "e"), [(8192, 65537), (2048, 3), (2048, 2**32 - 1), (4096, 65537)])
+    def test_the_largest_and_smallest_allowed_keys_are_kept(self, bits: int, e: int) -> None:
+        [key] = self.parse(self.rsa("edge", bits=bits, e=e))["edge"]
+        assert (key.key.key_size, key.key.public_numbers().e) == (bits, e)
+
+    def test_a_genuine_token_still_verifies_beside_a_capped_key(self, jwtguard_settings: FakeIssuer) -> None:
+        issuer = jwtguard_settings
+        issuer.jwks_document = {"keys": [self.rsa("costly", e=2**40 + 1), issuer.signing_key.public_jwk()]}
+        assert validate_token(issuer.mint(sub="alice")).subject == "alice"
+        with pytest.raises(UnknownKeyId):
+            validate_token(issuer.mint(key=generate_key("RS256", kid="costly")))
+
+
 # -- the ordinary path ------------------------------------------------------------------------------------
 
 
@@ -862,6 +921,25 @@ class TestCacheOutage:
         validate_token(issuer.mint())
         other = another_process(provider)
         assert other.usable_keyset().fetched_at == provider.usable_keyset().fetched_at
+        assert issuer.jwks_requests == 1
+
+    @pytest.mark.slow
+    @pytest.mark.redis
+    def test_a_new_process_on_a_silent_django_redis_answers_valid_tokens(
+        self, issuer: FakeIssuer, redis_server: RedisServer
+    ) -> None:
+        """django-redis with IGNORE_EXCEPTIONS answers nothing while Redis is down (no error, no lock ever won):
+        a process started then must still fetch for itself and accept valid tokens, not answer 503."""
+        cache = {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_server.url,
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+        redis_server.stop()
+        tokens = [issuer.mint(sub=f"user-{i}") for i in range(20)]
+        with Cluster(1, cache=cache, jwtguard=issuer.settings(HTTP_TIMEOUT=HTTP_TIMEOUT)) as cluster:
+            result = totals(cluster.ask("validate", {"tokens": tokens}))
+        assert result == {**result, "valid": 20, "rejected": {}, "unavailable": 0, "errors": []}
         assert issuer.jwks_requests == 1
 
 

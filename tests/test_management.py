@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
 import json
 from collections.abc import Callable
@@ -12,10 +14,24 @@ import time_machine
 from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jwtguard.conf import get_settings, reset
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer, Fault
+
+#: JSON values for a token's members, times beyond float range and the hostile kinds included.
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.sampled_from([10**400, -(10**400), 2**63, 1e308, -1e308, 5e-324, -0.0])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def run(*args: str, stdin: str | None = None, monkeypatch: pytest.MonkeyPatch | None = None) -> str:
@@ -150,6 +166,91 @@ class TestInspect:
             call_command("jwtguard", "inspect", token, stdout=out)
         assert caught.value.returncode == 2
         assert "undecided: jwks_unavailable" in out.getvalue()
+
+
+VERDICTS = ("rejected: ", "accepted: ", "undecided: ")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned(header: str, claims: str) -> str:
+    """A forgery anyone can write: JSON text as given (numbers beyond float range too), a made-up signature."""
+    return f"{b64url(header.encode())}.{b64url(claims.encode())}.{b64url(b'not a signature')}"
+
+
+def verdict_of(*args: str, stdin: bytes | None = None, monkeypatch: pytest.MonkeyPatch | None = None) -> str:
+    """The output of ``inspect``, which must end on a verdict whatever the input; a CommandError is a verdict's
+    exit status, any other exception fails the test."""
+    out = io.StringIO()
+    if stdin is not None:
+        assert monkeypatch is not None
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    with contextlib.suppress(CommandError):
+        call_command("jwtguard", "inspect", *args, stdout=out, stderr=io.StringIO())
+    text = out.getvalue()
+    assert any(line.startswith(VERDICTS) for line in text.splitlines()), text
+    return text
+
+
+class TestInspectAnyInput:
+    """``inspect`` prints a verdict for any input: numbers beyond float range, any bytes, never a traceback."""
+
+    @pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+    @pytest.mark.parametrize(
+        ("number", "shown"),
+        [("1" + "0" * 400, "in the far future"), ("-1" + "0" * 400, "in the far past"), ("1e308", "in the far future")],
+    )
+    def test_a_time_beyond_float_range_in_an_unsigned_forgery(
+        self, jwtguard_settings: FakeIssuer, claim: str, number: str, shown: str
+    ) -> None:
+        issuer = jwtguard_settings
+        members = {"iss": issuer.issuer, "aud": issuer.audience, "sub": "x", "exp": 2000000000, claim: "@"}
+        claims = json.dumps(members).replace('"@"', number)  # the number as written, not as Python reads it
+        header = f'{{"alg": "RS256", "kid": "{issuer.signing_key.kid}"}}'
+        text = verdict_of(unsigned(header, claims))
+        assert f"  {claim}: " in text
+        assert f"({shown})" in text
+        assert "rejected: " in text
+
+    def test_a_genuine_token_with_a_far_future_exp_is_accepted_and_said_so(self, jwtguard_settings: FakeIssuer) -> None:
+        text = verdict_of(jwtguard_settings.mint(exp=10**400))
+        assert "accepted: " in text
+        assert "expires in the far future" in text
+
+    def test_invalid_utf8_on_standard_input_is_a_malformed_token(
+        self, jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert "rejected: malformed_token" in verdict_of("-", stdin=b"\xff\xfe.\x80.\xc0", monkeypatch=monkeypatch)
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(data=st.binary(max_size=300))
+    def test_any_bytes_on_standard_input(
+        self, jwtguard_settings: FakeIssuer, monkeypatch: pytest.MonkeyPatch, data: bytes
+    ) -> None:
+        verdict_of("-", stdin=data, monkeypatch=monkeypatch)
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        header=st.fixed_dictionaries(
+            {"alg": st.sampled_from(["RS256", "ES256", "none"]) | JSON_VALUES},
+            optional={"kid": st.just("k1") | JSON_VALUES, "typ": JSON_VALUES, "crit": JSON_VALUES},
+        ),
+        claims=st.dictionaries(st.sampled_from(["iss", "aud", "sub", "exp", "iat", "nbf", "auth_time"]), JSON_VALUES),
+    )
+    def test_any_json_header_and_claims(
+        self, jwtguard_settings: FakeIssuer, header: dict[str, Any], claims: dict[str, Any]
+    ) -> None:
+        verdict_of(unsigned(json.dumps(header), json.dumps(claims)))
 
 
 def test_no_subcommand_is_an_error(jwtguard_settings: FakeIssuer) -> None:

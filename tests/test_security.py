@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import importlib
 import json
+import math
 import multiprocessing
 import re
 import time
@@ -29,13 +30,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
+from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 from django.test import override_settings
 
 from jwtguard import exceptions, validate_token
-from jwtguard.conf import get_settings, parse_settings
-from jwtguard.jwks import get_provider
+from jwtguard.conf import IssuerConfig, get_settings, parse_settings
+from jwtguard.jwks import KeyProvider, get_provider
 from jwtguard.testing import FakeIssuer, SigningKey, generate_key
 from jwtguard.testing.issuer import signer
 from jwtguard.validation import TokenValidator
@@ -1115,6 +1118,70 @@ def test_forged_tokens_from_many_processes_cost_one_fetch_per_cooldown_window(
     }
     assert issuer.jwks_requests == 2, "one fetch to start, then at most one refresh in the cooldown window"
     assert sum(attacker.requests.values()) == 0
+
+
+# -- a forged-kid flood on every cache back end -------------------------------------------------------------
+
+FLOOD_TOKENS = 40
+FLOOD_COOLDOWN = 60
+
+
+def max_fetches_for_flood(config: IssuerConfig, duration: float) -> int:
+    """The most key set fetches forged kids may cause in ``duration`` seconds, per sharing domain (the whole
+    deployment on a shared cache, the process on a per-process one): docs/security.md's rule, one per
+    ``JWKS_REFRESH_COOLDOWN`` window begun. The one place to change if the refresh policy changes."""
+    return math.floor(duration / config.jwks_refresh_cooldown) + 1
+
+
+#: Per back end: its CACHES entry (``{tmp}`` is a directory of the test's own) and whether every process
+#: shares it (docs/caches.md): on the others, each process has its own lock and cooldown.
+FLOOD_BACKENDS: dict[str, tuple[dict[str, Any], bool]] = {
+    "locmem": ({"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "flood"}, False),
+    "dummy": ({"BACKEND": "django.core.cache.backends.dummy.DummyCache"}, False),
+    "database": ({"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "jwtguard_flood"}, True),
+    "filebased": ({"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": "{tmp}"}, True),
+    "fakeredis": (django_settings.CACHES["default"], True),
+    "redis": ({}, True),  # the real redis-server, filled in by the test
+}
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param(name, marks=[pytest.mark.redis] if name == "redis" else []) for name in FLOOD_BACKENDS]
+)
+def test_a_forged_kid_flood_costs_one_fetch_per_cooldown_on_every_cache_backend(
+    backend: str, issuer: FakeIssuer, settings: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """docs/security.md: no input causes more than one key set fetch per JWKS_REFRESH_COOLDOWN, on any cache.
+    A DummyCache keeps nothing (every ``add`` wins): without the per-process fallback, each forged token here
+    was a fetch. Two providers stand for two processes; a per-process cache gives each its own window."""
+    entry, shared = FLOOD_BACKENDS[backend]
+    if backend == "redis":
+        require_real_redis()
+        entry = real_redis_cache()
+    settings.CACHES = {"default": {**entry, "LOCATION": entry.get("LOCATION", "").replace("{tmp}", str(tmp_path))}}
+    if backend == "database":
+        request.getfixturevalue("db")
+        call_command("createcachetable", verbosity=0)
+    settings.JWTGUARD = issuer.settings(JWKS_REFRESH_COOLDOWN=FLOOD_COOLDOWN, JWKS_CACHE_TTL=600)
+    config = get_settings().issuers[0]
+    first, second = get_provider(config), KeyProvider(config)
+    started = time.monotonic()
+    try:
+        validate_token(issuer.mint())  # the process is up and has its key set
+        for index in range(FLOOD_TOKENS):
+            forged_kid = f"forged-{index}-{backend}"
+            with pytest.raises(exceptions.UnknownKeyId):
+                validate_token(issuer.mint(headers={"kid": forged_kid}))
+            with pytest.raises(exceptions.UnknownKeyId):
+                second.get_key(forged_kid, "RS256")
+        validate_token(issuer.mint())  # and still serves genuine tokens
+    finally:
+        for key in first.cache_keys:
+            caches["default"].delete(key)
+    domains = 1 if shared else 2
+    allowed = domains * (1 + max_fetches_for_flood(config, time.monotonic() - started))  # a cold fetch each, then
+    assert 2 <= issuer.jwks_requests <= allowed, f"{issuer.jwks_requests} fetches on {backend}"
+    assert first.cache.per_process == (backend == "dummy")
 
 
 # -- docs/security.md -----------------------------------------------------------------------------------------

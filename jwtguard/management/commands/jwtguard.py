@@ -22,6 +22,8 @@ from jwtguard.validation import get_validator, parse
 
 #: Claims holding NumericDate times, shown as dates by ``inspect``.
 TIME_CLAIMS = ("exp", "nbf", "iat", "auth_time")
+#: Seconds from the epoch past which ``inspect`` says "far" (about 31,700 years) instead of computing a span.
+FAR = 10**12
 
 
 class Command(BaseCommand):
@@ -151,7 +153,7 @@ class Command(BaseCommand):
         for name in TIME_CLAIMS:
             value = parsed.claims.get(name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.stdout.write(f"  {name}: {_when(value)} ({_relative(value - now)})")
+                self.stdout.write(f"  {name}: {_when(value)} ({_from_now(value, now)})")
         self.stdout.write(self.style.MIGRATE_HEADING("verdict"))
         try:
             token = get_validator().validate(raw)
@@ -164,7 +166,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"accepted: signed by key {token.header.get('kid')!r} of {token.issuer.issuer}, "
-                f"subject {token.subject!r}, expires {_relative(token.claims['exp'] - now)}"
+                f"subject {token.subject!r}, expires {_from_now(token.claims['exp'], now)}"
             )
         )
 
@@ -307,11 +309,17 @@ def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConf
 
 
 def _read_token(value: str) -> str:
-    raw = sys.stdin.read() if value == "-" else value
+    raw = _read_stdin() if value == "-" else value
     raw = raw.strip()
     if raw.lower().startswith("bearer "):
         raw = raw[7:].strip()
     return raw
+
+
+def _read_stdin() -> str:
+    # Bytes, decoded here: invalid UTF-8 on standard input is a malformed token, not a UnicodeDecodeError.
+    stream = getattr(sys.stdin, "buffer", None)
+    return stream.read().decode("utf-8", "replace") if stream is not None else sys.stdin.read()
 
 
 def _jwks_url(status: KeyProviderStatus) -> str:
@@ -346,7 +354,7 @@ def _explain(exc: TokenError, claims: dict[str, Any], now: float) -> str:
     reason = exc.reason
     exp = claims.get("exp")
     if exc.code == "token_expired" and isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        return f"expired at {_when(exp)}, {_relative(exp - now)}"
+        return f"expired at {_when(exp)}, {_from_now(exp, now)}"
     return reason
 
 
@@ -355,6 +363,14 @@ def _when(timestamp: float) -> str:
         return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (OverflowError, OSError, ValueError):
         return f"{timestamp!r} (out of range)"
+
+
+def _from_now(timestamp: float, now: float) -> str:
+    """How far ``timestamp`` is from ``now``, for any JSON number: an integer such as 10**400 (a forgery's
+    ``exp``) has no float, so past ``FAR`` seconds the span is only "far"."""
+    if abs(timestamp) > FAR:
+        return "in the far future" if timestamp > 0 else "in the far past"
+    return _relative(timestamp - now)
 
 
 def _ago(seconds: float) -> str:
