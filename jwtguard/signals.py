@@ -12,3 +12,7 @@ jwks_fetch_failed = Signal()
 
 #: Sent when a token is refused: ``code`` (the rejection's code) and ``issuer`` (or None).
 token_rejected = Signal()
+
+#: Send with ``issuer`` (the ``iss``) when a tenant's ``ISSUER_SOURCE`` answer changed or is gone: the shared
+#: answer and this process's resolved issuer and key provider are dropped at once (``jwtguard.issuers``).
+issuer_changed = Signal()
