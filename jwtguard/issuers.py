@@ -23,6 +23,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
@@ -175,7 +176,7 @@ class IssuerRouter:
             if self.cache.add(f"{key}:claim", claim, timeout + 1):
                 entry = self._ask_source(iss, key, claim)
             else:
-                entry = self._wait_for_answer(iss, key, timeout + 1)
+                entry = self._wait_for_answer(iss, key, timeout)
         if "error" in entry:
             raise IssuerSourceUnavailable(f"ISSUER_SOURCE for {iss!r}: {entry['error']}", retry_after=5)
         answer = entry.get("answer")
@@ -241,12 +242,22 @@ class IssuerRouter:
         return self._source
 
 
-def forget(iss: str, *, cache: SharedCache | None = None) -> None:
+def forget(iss: str, *, routers: Iterable[IssuerRouter] | None = None) -> None:
     """Drop ``iss`` everywhere: its shared source answer (every process re-asks within ``RECHECK_SECONDS``) and
-    what this process holds. ``issuer_changed`` and ``manage.py jwtguard forget-issuer`` call this."""
-    (cache or SharedCache(source_cache_alias(get_settings()))).delete(answer_key(iss))
-    for router in list(_routers):
+    what ``routers`` (this process's) hold. ``issuer_changed`` and ``manage.py jwtguard forget-issuer`` call this."""
+    SharedCache(source_cache_alias(get_settings())).delete(answer_key(iss))
+    for router in list(_routers) if routers is None else routers:
         router.forget(iss)
+
+
+def held_issuers() -> list[str]:
+    """Every issuer this process's routers hold from a pattern or the source, trusted or not (the pytest plugin
+    forgets them after each test, so a later test's issuer on the same name starts clean)."""
+    found: set[str] = set()
+    for router in list(_routers):
+        with router._lock:
+            found.update(router._trusted, router._untrusted)
+    return sorted(found)
 
 
 def _issuer_changed(*, issuer: str, **kwargs: Any) -> None:

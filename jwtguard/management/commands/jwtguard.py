@@ -1,4 +1,5 @@
-"""``manage.py jwtguard status | refresh | inspect <token>``: look at, warm, and question the shared key set."""
+"""``manage.py jwtguard status | refresh | inspect <token> | forget-issuer <iss>``: look at, warm, and question the
+shared key set; drop a tenant's ``ISSUER_SOURCE`` answer."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jwtguard import signals
 from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
+from jwtguard.issuers import RECHECK_SECONDS
 from jwtguard.jwks import KeyProviderStatus, get_provider
 from jwtguard.validation import get_validator, parse
 
@@ -38,6 +41,10 @@ class Command(BaseCommand):
         refresh.add_argument("--issuer", help="only this issuer (its ISSUER value)")
         inspect = subcommands.add_parser("inspect", help="decode a token (untrusted) and say if it would pass")
         inspect.add_argument("token", help="the JWT, or - to read it from standard input (keeps it out of ps)")
+        forget = subcommands.add_parser(
+            "forget-issuer", help="drop ISSUER_SOURCE's answer for an issuer now (every process re-asks it)"
+        )
+        forget.add_argument("iss", help="the issuer, as its tokens' iss")
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options.get("subcommand")
@@ -51,6 +58,8 @@ class Command(BaseCommand):
             self.status(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
         elif subcommand == "refresh":
             self.refresh(_selected(settings, options.get("issuer")))
+        elif subcommand == "forget-issuer":
+            self.forget_issuer(options["iss"])
         else:
             self.inspect(_read_token(options["token"]))
 
@@ -109,6 +118,16 @@ class Command(BaseCommand):
             )
         if failed:
             raise CommandError(f"could not refresh the key set of {', '.join(failed)}")
+
+    # -- forget-issuer ------------------------------------------------------------------------------------
+
+    def forget_issuer(self, iss: str) -> None:
+        signals.issuer_changed.send(sender=Command, issuer=iss)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{iss}: ISSUER_SOURCE's answer dropped; every process asks again within {RECHECK_SECONDS:.0f}s"
+            )
+        )
 
     # -- inspect ------------------------------------------------------------------------------------------
 
