@@ -45,7 +45,7 @@ from jwtguard.exceptions import (
     UnknownKeyId,
     UnsupportedHeader,
 )
-from jwtguard.issuers import IssuerRouter, Undecided
+from jwtguard.issuers import SOURCE, IssuerRouter, Undecided
 from jwtguard.jwks import KeyProvider, VerificationKey, get_provider
 from jwtguard.mediatypes import normalise as normalise_media_type
 from jwtguard.strictjson import reject_constant
@@ -254,6 +254,13 @@ class TokenValidator:
         token = entry.token
         config = token.issuer
         try:
+            if config.origin == SOURCE:
+                # A tenant may have been dropped (issuer_changed) since: its answer, held or shared, decides.
+                current = self.issuers.resolve(config.issuer, local=local)
+                if isinstance(current, Undecided):
+                    return None
+                if current != config:
+                    raise UnknownIssuer("ISSUER_SOURCE's answer changed since the token was cached")
             provider = self.provider(config)
             key = provider.get_key_nowait(entry.kid, entry.alg) if local else provider.get_key(entry.kid, entry.alg)
             if key is None and local:

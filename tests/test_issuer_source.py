@@ -158,6 +158,22 @@ class TestForget:
         with pytest.raises(exceptions.UnknownIssuer):
             other.validate(tenant.mint())
 
+    def test_a_cached_token_of_a_dropped_tenant_is_refused(
+        self, tenant: FakeIssuer, settings: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settings.JWTGUARD = {**settings.JWTGUARD, "TOKEN_CACHE_SIZE": 8}
+        other = another_process()
+        raw = tenant.mint()
+        other.validate(raw)
+        other.validate(raw)
+        assert other.token_cache is not None
+        assert other.token_cache.hits == 1
+        Tenant.objects.all().delete()
+        issuers.forget(tenant.issuer, routers=[])  # dropped from another process
+        monkeypatch.setattr(issuers, "RECHECK_SECONDS", 0.0)
+        with pytest.raises(exceptions.UnknownIssuer):
+            other.validate(raw)
+
 
 class TestFailures:
     def test_a_raising_source_is_a_503_for_that_issuer_only_logged_once(

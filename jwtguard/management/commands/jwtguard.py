@@ -17,7 +17,7 @@ from jwtguard import signals
 from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
 from jwtguard.issuers import RECHECK_SECONDS
-from jwtguard.jwks import KeyProviderStatus, get_provider
+from jwtguard.jwks import KeyProviderStatus, get_provider, resolved_provider_stats
 from jwtguard.validation import get_validator, parse
 
 #: Claims holding NumericDate times, shown as dates by ``inspect``.
@@ -55,7 +55,10 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(f"settings.JWTGUARD is invalid: {exc}") from exc
         if subcommand == "status":
-            self.status(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
+            resolved = resolved_issuers_status(settings) if options.get("issuer") is None else None
+            self.status(
+                _selected(settings, options.get("issuer")), as_json=bool(options.get("json")), resolved=resolved
+            )
         elif subcommand == "refresh":
             self.refresh(_selected(settings, options.get("issuer")))
         elif subcommand == "forget-issuer":
@@ -65,10 +68,12 @@ class Command(BaseCommand):
 
     # -- status -------------------------------------------------------------------------------------------
 
-    def status(self, issuers: list[IssuerConfig], *, as_json: bool) -> None:
+    def status(self, issuers: list[IssuerConfig], *, as_json: bool, resolved: dict[str, Any] | None = None) -> None:
         reports = [issuer_status(config) for config in issuers]
         if as_json:
-            self.stdout.write(json.dumps(reports, indent=2))
+            # With patterns or a source, an object: the issuers' list and what was resolved at run time.
+            document: Any = reports if resolved is None else {"issuers": reports, "resolved_issuers": resolved}
+            self.stdout.write(json.dumps(document, indent=2))
             return
         for report in reports:
             self.stdout.write(self.style.MIGRATE_HEADING(f"issuer {report['issuer']}"))
@@ -95,6 +100,28 @@ class Command(BaseCommand):
                 for kid, algorithms in report["kids"].items():
                     self.stdout.write(f"    {kid}: {', '.join(algorithms)}")
             self.stdout.write(f"  last fetch:  {report['last_fetch']}")
+        if resolved is not None:
+            self.resolved_status(resolved)
+
+    def resolved_status(self, report: dict[str, Any]) -> None:
+        """Patterns and ``ISSUER_SOURCE``: what is configured, and what this process holds of them."""
+        self.stdout.write(self.style.MIGRATE_HEADING("issuers resolved at run time"))
+        for pattern in report["patterns"]:
+            self.stdout.write(f"  pattern:     {pattern['pattern']} (JWKS URL: {pattern['jwks_url'] or 'discovered'})")
+        if report["source"]:
+            source = report["source"]
+            self.stdout.write(
+                f"  source:      {source['path']} (answers shared {source['ttl']:g}s, untrusted "
+                f"{source['negative_ttl']:g}s)"
+            )
+        held = report["this_process"]
+        self.stdout.write(
+            f"  this process: {held['patterns']} from patterns and {held['source']} from the source held "
+            f"(of {report['cache_size']}), {held['untrusted']} untrusted, {held['evicted']} evicted, "
+            f"{held['source_calls']} source calls; key providers: {held['providers_held']} held, "
+            f"{held['providers_evicted']} evicted, {held['fetched']} key sets fetched"
+        )
+        self.stdout.write("  (each worker holds its own; jwtguard.metrics.snapshot() reports a worker's)")
 
     # -- refresh ------------------------------------------------------------------------------------------
 
@@ -180,10 +207,43 @@ def issuer_status(config: IssuerConfig) -> dict[str, Any]:
     return {**status.describe(time.time()), **report, "fetched_at": status.fetched_at, "etag": status.etag}
 
 
+def resolved_issuers_status(settings: JWTGuardSettings) -> dict[str, Any] | None:
+    """The patterns, the source, and what this process holds of the issuers they resolved; None without either."""
+    if not settings.patterns and settings.issuer_source is None:
+        return None
+    providers = resolved_provider_stats()
+    held = get_validator().issuers.held()
+    source = None
+    if settings.issuer_source is not None:
+        source = {
+            "path": settings.issuer_source,
+            "ttl": settings.issuer_source_ttl,
+            "negative_ttl": settings.issuer_source_negative_ttl,
+        }
+    return {
+        "patterns": [{"pattern": p.pattern, "jwks_url": p.template.jwks_url} for p in settings.patterns],
+        "source": source,
+        "cache_size": settings.issuer_cache_size,
+        "this_process": {
+            **held,
+            "providers_held": providers["held"],
+            "providers_evicted": providers["evicted"],
+            "fetched": providers["fetched"],
+        },
+    }
+
+
 def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConfig]:
     if issuer is None:
         return list(settings.issuers)
     chosen = [config for config in settings.issuers if config.issuer == issuer]
+    if not chosen and (settings.patterns or settings.issuer_source is not None):
+        # A tenant's issuer: resolved as a token naming it would be (the source may be asked).
+        try:
+            resolved = get_validator().issuers.resolve(issuer)
+        except KeySetUnavailable as exc:
+            raise CommandError(f"{issuer}: {exc.reason}") from exc
+        chosen = [resolved] if isinstance(resolved, IssuerConfig) else []
     if not chosen:
         known = ", ".join(config.issuer for config in settings.issuers)
         raise CommandError(f"no issuer {issuer!r} is configured; configured: {known}")
