@@ -19,17 +19,27 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKERS, REQUESTS = 2, 2
 
 
+def run_benchmark(arguments: list[str], output: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks --quick <arguments> --output <output>``, which must succeed."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", *arguments, "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
 @pytest.mark.slow
 @pytest.mark.redis
 def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> None:
     require_real_redis()
     output = tmp_path / "results.json"
-    completed = subprocess.run(
+    completed = run_benchmark(
         [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
             "--only",
             "cpu",
             "--only",
@@ -44,16 +54,9 @@ def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> No
             str(REQUESTS),
             "--flood",
             "2",
-            "--output",
-            str(output),
         ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        output,
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Per-call CPU, validating one valid RS256 token" in completed.stdout
     results = json.loads(output.read_text())
     for algorithm in ("RS256", "ES256", "EdDSA"):
@@ -68,3 +71,42 @@ def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> No
     assert fetches["PyJWKClient singleton"]["steady"] == WORKERS
     assert fetches["article: PyJWKClient per request"]["steady"] == WORKERS * REQUESTS
     assert all(row["refused_valid_tokens"] == 0 for row in fetches.values())
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_many_issuers_benchmark_counts_one_fetch_per_issuer_and_none_for_untrusted(tmp_path: Path) -> None:
+    require_real_redis()
+    output = tmp_path / "results.json"
+    issuers, untrusted_issuers = 50, 20
+    completed = run_benchmark(
+        [
+            "--only",
+            "tenants",
+            "--issuers",
+            str(issuers),
+            "--tenant-workers",
+            "2",
+            "--untrusted",
+            "200",
+            "--untrusted-issuers",
+            str(untrusted_issuers),
+            "--lru",
+            "10",
+            "--rounds",
+            "1",
+        ],
+        output,
+    )
+    assert "Many issuers: 50 realms, 2 processes sharing Redis" in completed.stdout
+    tenants = json.loads(output.read_text())["tenants"]
+    assert tenants["jwks_fetches"] == issuers
+    assert tenants["discovery_fetches"] == issuers
+    assert tenants["max_jwks_fetches_per_issuer"] == 1
+    assert tenants["jwks_fetches_second_pass"] == 0
+    assert tenants["fetches_for_untrusted"] == 0
+    assert tenants["source_calls"] == untrusted_issuers
+    assert tenants["refused_valid_tokens"] == 0
+    assert tenants["untrusted_refusals"] == {"invalid_issuer": 200}
+    assert tenants["providers_held_per_worker"] == 10
+    assert tenants["cpu"]["fetches"] == 0

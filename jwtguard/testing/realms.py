@@ -66,6 +66,11 @@ class RealmIssuer(LoopbackServer):
         entry = {"ISSUER": self.pattern, "AUDIENCE": self.audience, "ALGORITHMS": [self.algorithm], **overrides}
         return {"ISSUERS": [entry]}
 
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """A copy of ``requests``: by (kind, realm)."""
+        with self._lock:
+            return dict(self.requests)
+
     def fetches(self, kind: str) -> int:
         """Requests of one kind (``discovery`` or ``certs``) over every realm."""
         with self._lock:
