@@ -253,9 +253,11 @@ def untyped_client_id_audiences(config: IssuerConfig) -> list[str]:
 
 def issuers_sharing_bare_user_ids(settings: JWTGuardSettings) -> list[str]:
     """The issuers whose users' ids are bare (``USER_ID_NAMESPACE`` off), when more than one is: their users may
-    share a ``sub``, and so one ``request.user.id`` (check W007 shows them)."""
-    bare = [config.issuer for config in settings.issuers if config.user_id_namespace is None]
-    return bare if len(bare) > 1 else []
+    share a ``sub``, and so one ``request.user.id`` (check W007 shows them). An ``ISSUER`` pattern with bare ids
+    is many issuers by itself."""
+    bare_patterns = [pattern.pattern for pattern in settings.patterns if pattern.template.user_id_namespace is None]
+    bare = [config.issuer for config in settings.issuers if config.user_id_namespace is None] + bare_patterns
+    return bare if len(bare) > 1 or bare_patterns else []
 
 
 def _issuer_and_audience(values: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:

@@ -284,6 +284,13 @@ class TestConditions:
         assert GOOD["ISSUER"] in messages[0].msg
         assert "True" in messages[0].hint
 
+    def test_a_pattern_with_bare_user_ids_is_w007_alone(self, settings: Any, redis_caches: None) -> None:
+        pattern = {"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "https://api.example.com"}
+        messages = run_checks(settings, {"ISSUERS": [pattern]})
+        assert ids(messages) == ["jwtguard.W007"]
+        assert pattern["ISSUER"] in messages[0].msg
+        assert run_checks(settings, {"ISSUERS": [{**pattern, "USER_ID_NAMESPACE": True}]}) == []
+
     @pytest.mark.parametrize(
         ("top", "second"),
         [

@@ -6,6 +6,7 @@ from django.db import models
 
 
 class Tenant(models.Model):
+    id = models.BigAutoField(primary_key=True)  # the test settings set no DEFAULT_AUTO_FIELD
     issuer = models.CharField(max_length=1024, unique=True)
     audience = models.CharField(max_length=255)
     jwks_url = models.URLField(max_length=1024, blank=True)
