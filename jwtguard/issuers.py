@@ -219,6 +219,7 @@ class IssuerRouter:
                 (elapsed() - started) * 1000,
                 entry["error"],
                 ttl,
+                exc_info=True,
             )
         self.cache.set(key, entry, ttl)
         if self.cache.get(f"{key}:claim") == claim:

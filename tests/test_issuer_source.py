@@ -20,6 +20,7 @@ from jwtguard.jwks import providers, resolved_provider_stats
 from jwtguard.signals import issuer_changed
 from jwtguard.testing import FakeIssuer
 from jwtguard.validation import TokenValidator, get_validator
+from tests.support.protected_views import STACK, call
 from tests.tenants import source
 from tests.tenants.models import Tenant
 
@@ -208,6 +209,16 @@ class TestFailures:
         response = client.get("/api/v1/friends", HTTP_AUTHORIZATION=f"Bearer {issuer.mint()}")
         assert response.status_code == 503
         assert "Retry-After" in response
+        assert response.json() == {"detail": exceptions.ISSUER_LOOKUP_UNAVAILABLE}
+
+    @pytest.mark.parametrize("mode", ["wsgi", "asgi"])
+    def test_the_middleware_answers_503_with_its_code(self, issuer: FakeIssuer, settings: Any, mode: str) -> None:
+        settings.JWTGUARD = {"ISSUER_SOURCE": "tests.tenants.source.failing_source"}
+        settings.MIDDLEWARE = STACK
+        settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+        response = call(mode, "/jwt/whoami" if mode == "wsgi" else "/jwt/awhoami", f"Bearer {issuer.mint()}")
+        assert response.status_code == 503
+        assert response.json()["code"] == "issuer_source_unavailable"
 
     def test_only_the_process_that_wins_the_claim_asks_the_others_wait_for_its_answer(
         self, tenant: FakeIssuer, settings: Any
@@ -250,6 +261,17 @@ class TestAsync:
         assert not loop_running
         assert thread != threading.main_thread().name
         assert validator.validate_local(raw) is not None  # held now: answered on the loop
+
+    def test_an_async_view_behind_the_middleware_gets_the_tenant(self, issuer: FakeIssuer, settings: Any) -> None:
+        Tenant.objects.create(issuer=issuer.issuer, audience=issuer.audience, jwks_url=issuer.jwks_url)
+        settings.JWTGUARD = {"ISSUER_SOURCE": SOURCE}
+        settings.MIDDLEWARE = STACK
+        settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+        response = call("asgi", "/jwt/awhoami", f"Bearer {issuer.mint()}")
+        assert response.status_code == 200
+        assert response.json()["user"] == f"{issuer.issuer}#user-1"
+        [(_iss, _thread, loop_running)] = source.calls
+        assert not loop_running
 
     def test_an_untrusted_issuer_is_refused_through_the_async_path(self, issuer: FakeIssuer, settings: Any) -> None:
         settings.JWTGUARD = {"ISSUER_SOURCE": SOURCE}
