@@ -3,11 +3,15 @@ per-process bound, and ``ISSUER_SOURCE`` (see also tests/test_issuer_source.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jwtguard import exceptions
 from jwtguard.conf import get_settings, parse_settings, pattern_problem
@@ -264,3 +268,37 @@ class TestBoundedPerProcess:
         assert get_settings().issuer_cache_size == 100
         with pytest.raises(ImproperlyConfigured, match="ISSUER_CACHE_SIZE"):
             parse_settings({"ISSUER": ENTRA, "AUDIENCE": AUDIENCE, "ISSUER_CACHE_SIZE": 0})
+
+
+# -- any iss at all -------------------------------------------------------------------------------------
+
+_ISS_ALPHABET = st.sampled_from(list("aAzZ09-_~./:%?#@ \n\u0435\u200b") + ["%2F", "%2e", "v2.0", TENANT_A])
+_PATTERNS = parse_settings(
+    {
+        "ISSUERS": [
+            {"ISSUER": ENTRA, "AUDIENCE": AUDIENCE},
+            {"ISSUER": "https://{tenant}.auth.example.com/realms/{realm}", "AUDIENCE": AUDIENCE},
+        ]
+    }
+).patterns
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(["https://login.microsoftonline.com/", "https://", "https://x.auth.example.com/realms/"]),
+    middle=st.lists(_ISS_ALPHABET, max_size=8).map("".join),
+    suffix=st.sampled_from(["/v2.0", ".auth.example.com/realms/r", "", "/"]),
+)
+def test_whatever_a_pattern_matches_is_the_pattern_with_safe_values(prefix: str, middle: str, suffix: str) -> None:
+    iss = prefix + middle + suffix
+    for pattern in _PATTERNS:
+        config = pattern.resolve(iss)
+        if config is None:
+            continue
+        values = pattern.regex.fullmatch(iss)
+        assert values is not None
+        rebuilt = pattern.pattern
+        for name, value in values.groupdict().items():
+            assert re.fullmatch(r"[A-Za-z0-9_~-]{1,128}", value), value
+            rebuilt = rebuilt.replace("{" + name + "}", value)
+        assert rebuilt == iss == config.issuer
