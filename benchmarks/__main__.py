@@ -93,7 +93,36 @@ def render(results: dict[str, Any]) -> str:
         )
     elif load:
         parts.append(f"Load benchmark skipped: {load['skipped']}")
+    tenants = results.get("tenants")
+    if tenants:
+        parts.append(render_tenants(tenants))
     return "\n\n".join(parts)
+
+
+def render_tenants(t: dict[str, Any]) -> str:
+    cpu = t["cpu"]
+    rows = [
+        {"what": "JWKS fetches (first pass, all workers)", "value": t["jwks_fetches"]},
+        {"what": "discovery fetches (first pass)", "value": t["discovery_fetches"]},
+        {"what": "most JWKS fetches of one issuer", "value": t["max_jwks_fetches_per_issuer"]},
+        {"what": "JWKS fetches, second pass (evicted issuers back)", "value": t["jwks_fetches_second_pass"]},
+        {"what": f"fetches for {t['untrusted_tokens']} untrusted tokens", "value": t["fetches_for_untrusted"]},
+        {"what": f"source calls ({t['untrusted_issuers']} untrusted issuers)", "value": t["source_calls"]},
+        {"what": "valid tokens refused", "value": t["refused_valid_tokens"]},
+        {"what": "key providers held per worker (most)", "value": t["providers_held_per_worker"]},
+        {"what": "RSS per worker at start (MB, most)", "value": t["rss_mb_at_start"]},
+        {"what": f"RSS per worker with {t['issuers']} issuers (MB, most)", "value": t["rss_mb_with_issuers"]},
+        {"what": "per-token CPU, one issuer (us)", "value": cpu["one_issuer_us"]},
+        {"what": f"per-token CPU, {t['issuers']} issuers round-robin (us)", "value": cpu["many_issuers_us"]},
+        {"what": f"ratio {t['issuers']} issuers / one issuer", "value": cpu["ratio"]},
+        {
+            "what": f"per-token CPU, every token an LRU miss (LRU {cpu['lru_for_misses']}) (us)",
+            "value": cpu["lru_miss_us"],
+        },
+        {"what": "fetches during the CPU measurement", "value": cpu["fetches"]},
+    ]
+    title = f"Many issuers: {t['issuers']} realms, {t['workers']} processes sharing Redis, ISSUER_CACHE_SIZE {t['lru']}"
+    return _table(title, [("", "what", ""), ("", "value", "")], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,16 +134,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood", type=int, default=50, help="unknown-kid tokens per process")
     parser.add_argument("--duration", type=float, default=2, help="seconds per wrk run")
     parser.add_argument("--load-rounds", type=int, default=7, help="wrk runs per contender")
-    parser.add_argument("--only", choices=["cpu", "fetches", "load"], action="append", help="run only these")
+    parser.add_argument("--issuers", type=int, default=1000, help="realms for the many-issuers run")
+    parser.add_argument("--tenant-workers", type=int, default=8, help="processes for the many-issuers run")
+    parser.add_argument("--untrusted", type=int, default=10000, help="tokens naming untrusted issuers")
+    parser.add_argument("--untrusted-issuers", type=int, default=1000, help="distinct untrusted issuers")
+    parser.add_argument("--lru", type=int, default=100, help="ISSUER_CACHE_SIZE of the many-issuers run")
+    parser.add_argument("--only", choices=["cpu", "fetches", "load", "tenants"], action="append", help="run only these")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, short runs")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: benchmarks/results/)")
     if "--quick" in (argv if argv is not None else sys.argv[1:]):
         # Smaller defaults; any option given explicitly still wins.
-        parser.set_defaults(rounds=3, sample_seconds=0.005, requests=5, flood=3, duration=1, load_rounds=1)
+        parser.set_defaults(
+            rounds=3,
+            sample_seconds=0.005,
+            requests=5,
+            flood=3,
+            duration=1,
+            load_rounds=1,
+            issuers=50,
+            tenant_workers=2,
+            untrusted=200,
+            untrusted_issuers=50,
+            lru=10,
+        )
     args = parser.parse_args(argv)
-    sections = args.only or ["cpu", "fetches", "load"]
+    sections = args.only or ["cpu", "fetches", "load", "tenants"]
 
-    from benchmarks import cpu, fetches, load
+    from benchmarks import cpu, fetches, load, tenants
     from benchmarks.common import RemoteIssuer, configure_django, redis_cache, simple_jwt_settings
 
     started = time.time()
@@ -139,6 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         if "load" in sections:
             print("requests per second under gunicorn ...", file=sys.stderr, flush=True)
             results["load"] = load.run(issuer, duration=args.duration, rounds=args.load_rounds)
+    if "tenants" in sections:
+        print("many issuers ...", file=sys.stderr, flush=True)
+        results["tenants"] = tenants.run(
+            issuers=args.issuers,
+            workers=args.tenant_workers,
+            untrusted=args.untrusted,
+            untrusted_issuers=args.untrusted_issuers,
+            lru=args.lru,
+            rounds=args.rounds,
+        )
     results["seconds"] = round(time.time() - started, 1)
     print(render(results))
     print(f"\n({results['seconds']} s)")

@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.synchronize import Barrier
+from typing import Any, TypeVar
 
 from jwtguard.testing import FakeIssuer
 
@@ -45,7 +46,71 @@ def _serve(issuer: FakeIssuer, commands: Connection) -> None:
     issuer.stop()
 
 
-class RemoteIssuer:
+_Child = TypeVar("_Child", bound="ChildServer")
+
+
+class ChildServer:
+    """A server that ``serve(server, pipe)`` runs in a forked child: this process keeps the same keys (forked
+    before serving) to mint with, and asks the child for its counts through the pipe."""
+
+    def __init__(self, serve: Callable[[Any, Connection], None], server: Any) -> None:
+        context = multiprocessing.get_context("fork")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=serve, args=(server, child), daemon=True)
+
+    def __enter__(self: _Child) -> _Child:
+        self._process.start()
+        if not self._pipe.poll(30) or self._pipe.recv() != "ready":
+            raise RuntimeError("the issuer process did not start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(OSError):
+            self._pipe.send("stop")
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+    def ask(self, command: str) -> Any:
+        self._pipe.send(command)
+        return self._pipe.recv()
+
+
+def spawn_workers(
+    count: int, target: Callable[..., None], django_settings: dict[str, Any]
+) -> tuple[Barrier, list[Connection], list[multiprocessing.process.BaseProcess], list[Any]]:
+    """``count`` spawned workers, each running ``target(pipe, barrier, django_settings)``: the barrier they step
+    through phases with, their pipes and processes, and the first message each sent (once it was ready)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(count)
+    pipes: list[Connection] = []
+    processes: list[multiprocessing.process.BaseProcess] = []
+    for _ in range(count):
+        parent, child = context.Pipe()
+        process = context.Process(target=target, args=(child, barrier, django_settings), daemon=True)
+        process.start()
+        pipes.append(parent)
+        processes.append(process)
+    ready = []
+    for pipe in pipes:
+        if not pipe.poll(60):
+            raise RuntimeError("a benchmark worker did not start")
+        ready.append(pipe.recv())
+    return barrier, pipes, processes, ready
+
+
+def stop_workers(pipes: Iterable[Connection], processes: Iterable[multiprocessing.process.BaseProcess]) -> None:
+    """Tell each worker to stop (None), then make sure it did."""
+    for pipe in pipes:
+        with contextlib.suppress(OSError):
+            pipe.send(None)
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+
+
+class RemoteIssuer(ChildServer):
     """A ``FakeIssuer`` with one key per algorithm, serving from a forked child process on 127.0.0.1.
 
     This process keeps the same keys (forked before serving) and mints tokens; the child serves JWKS and
@@ -60,21 +125,7 @@ class RemoteIssuer:
             self.keys[algorithm] = self.fake.add_key(algorithm)
         # A key the issuer never publishes: tokens signed with it carry kids nobody knows.
         self.stranger = FakeIssuer(first, audience=AUDIENCE, issuer=self.fake.issuer).signing_key
-        self._pipe, child = multiprocessing.get_context("fork").Pipe()
-        self._process = multiprocessing.get_context("fork").Process(target=_serve, args=(self.fake, child), daemon=True)
-
-    def __enter__(self) -> RemoteIssuer:
-        self._process.start()
-        if not self._pipe.poll(30) or self._pipe.recv() != "ready":
-            raise RuntimeError("the issuer process did not start")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        with contextlib.suppress(OSError):
-            self._pipe.send("stop")
-        self._process.join(timeout=10)
-        if self._process.is_alive():
-            self._process.kill()
+        super().__init__(_serve, self.fake)
 
     @property
     def issuer(self) -> str:
@@ -85,8 +136,7 @@ class RemoteIssuer:
         return self.fake.jwks_url
 
     def jwks_requests(self) -> int:
-        self._pipe.send("count")
-        counts: dict[str, int] = self._pipe.recv()
+        counts: dict[str, int] = self.ask("count")
         return counts.get("/.well-known/jwks.json", 0)
 
     def mint(self, algorithm: str = "RS256", **claims: Any) -> str:

@@ -7,14 +7,19 @@ scenario uses its own JWKS URL (a query string the issuer ignores), so each one 
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import uuid
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
-from benchmarks.common import RemoteIssuer, configure_django, redis_cache, simple_jwt_settings
+from benchmarks.common import (
+    RemoteIssuer,
+    configure_django,
+    redis_cache,
+    simple_jwt_settings,
+    spawn_workers,
+    stop_workers,
+)
 
 CONTENDERS = {
     "jwtguard": "jwtguard (shared Redis)",
@@ -53,25 +58,15 @@ class Workers:
     """W spawned worker processes that run one scenario at a time, phase by phase, in step."""
 
     def __init__(self, issuer: RemoteIssuer, count: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.barrier = context.Barrier(count)
         django_settings = {
             "jwtguard": issuer.jwtguard_settings(),
             "simple_jwt": simple_jwt_settings(issuer),
             "caches": {"default": redis_cache()},
             **issuer.bench_settings(),
         }
-        self.pipes: list[Connection] = []
-        self.processes = []
-        for _ in range(count):
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(child, self.barrier, django_settings), daemon=True)
-            process.start()
-            self.pipes.append(parent)
-            self.processes.append(process)
-        for pipe in self.pipes:
-            if not pipe.poll(60) or pipe.recv() != "ready":
-                raise RuntimeError("a benchmark worker did not start")
+        self.barrier, self.pipes, self.processes, ready = spawn_workers(count, _worker, django_settings)
+        if ready != ["ready"] * count:
+            raise RuntimeError("a benchmark worker did not start")
 
     def run(self, issuer: RemoteIssuer, name: str, phases: list[list[str]]) -> list[tuple[int, int]]:
         """(fetches, refused tokens) per phase, summed over the workers."""
@@ -94,13 +89,7 @@ class Workers:
         return results
 
     def close(self) -> None:
-        for pipe in self.pipes:
-            with contextlib.suppress(OSError):
-                pipe.send(None)
-        for process in self.processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
+        stop_workers(self.pipes, self.processes)
 
 
 def run(issuer: RemoteIssuer, *, workers: int, requests: int, flood: int) -> dict[str, Any]:

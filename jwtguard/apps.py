@@ -12,7 +12,7 @@ class JWTGuardConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from jwtguard import metrics  # noqa: F401 - connects the rejection counter to token_rejected
+        from jwtguard import issuers, metrics  # noqa: F401 - connect issuer_changed, and the rejection counter
         from jwtguard.checks import check_configuration, check_security
 
         checks.register(check_configuration)

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 
 from jwtguard.conf import get_settings
 from jwtguard.edge import REQUEST_TOKEN_ATTRIBUTE, bearer_token, challenge, request_token, request_user
-from jwtguard.exceptions import KEYS_UNAVAILABLE, KeySetError, TokenError
+from jwtguard.exceptions import KEYS_UNAVAILABLE, IssuerSourceUnavailable, KeySetError, TokenError
 from jwtguard.resolvers import resolve_user
 from jwtguard.tokens import AccessToken
 from jwtguard.validation import get_validator
@@ -32,8 +32,8 @@ class SigningKeysUnavailable(exceptions.APIException):
     default_detail = KEYS_UNAVAILABLE
     default_code = "jwks_unavailable"
 
-    def __init__(self, wait: int) -> None:
-        super().__init__()
+    def __init__(self, wait: int, detail: str | None = None, code: str | None = None) -> None:
+        super().__init__(detail, code)
         self.wait = wait
 
 
@@ -56,6 +56,8 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from exc
         except KeySetError as exc:
             # Any key-set problem is ours, never the token's.
+            if isinstance(exc, IssuerSourceUnavailable):
+                raise SigningKeysUnavailable(exc.retry_after, exc.detail, exc.code) from exc
             raise SigningKeysUnavailable(exc.retry_after) from exc
         return user, token.claims
 

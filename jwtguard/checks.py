@@ -26,9 +26,11 @@ from jwtguard.conf import (
     IssuerConfig,
     JWTGuardSettings,
     dangerous_algorithms,
+    is_issuer_pattern,
     is_media_type,
     issuers_sharing_bare_user_ids,
     parse_settings,
+    pattern_problem,
     remote_plain_http,
     untyped_client_id_audiences,
 )
@@ -54,6 +56,8 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.E006": "the JWKS URL (or, without one, the ISSUER used for discovery) is plain http to a remote host",
     "jwtguard.E007": "TOKEN_TYPE is not a media type (spaces, parameters, more than one '/')",
     "jwtguard.E008": "CACHE_ALIAS names a DummyCache (reported instead of W001)",
+    "jwtguard.E009": "an ISSUER pattern (or its JWKS_URL) has a placeholder in the scheme, port or the host's "
+    "registrable part, has userinfo, a query or a stray brace, or is not https",
     "jwtguard.W001": "CACHE_ALIAS names a per-process cache (LocMemCache, DummyCache)",
     "jwtguard.W002": "LEEWAY is over 5 minutes",
     "jwtguard.W003": "JWKS_REFRESH_COOLDOWN is not shorter than JWKS_CACHE_TTL",
@@ -76,6 +80,7 @@ SECURITY_CHECK_IDS = frozenset(
         "jwtguard.E004",
         "jwtguard.E006",
         "jwtguard.E008",
+        "jwtguard.E009",
         "jwtguard.I001",
         "jwtguard.W002",
         "jwtguard.W006",
@@ -111,7 +116,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         parsed = parse_settings(raw)
     except ImproperlyConfigured as exc:
         return [_parse_error(str(exc))]
-    for (name, _values), config in zip(entries, parsed.issuers, strict=True):
+    statics, patterns = iter(parsed.issuers), iter(parsed.patterns)
+    for name, values in entries:
+        config = next(patterns).template if is_issuer_pattern(values.get("ISSUER")) else next(statics)
         messages.extend(_check_issuer(config, name))
     messages.extend(_check_user_ids(parsed))
     return messages
@@ -136,6 +143,8 @@ def _raw_issuers(raw: Mapping[str, Any]) -> list[tuple[_Names, dict[str, Any]]]:
     """Per issuer, how to name its keys and its values as ``parse_settings`` sees them (entries inherit)."""
     shared = {key: value for key, value in raw.items() if key in ISSUER_DEFAULTS}
     entries = raw.get("ISSUERS") or []
+    if not entries and raw.get("ISSUER_SOURCE") is not None and "ISSUER" not in raw:
+        return []  # every issuer comes from the source
     if not entries or not isinstance(entries, (list, tuple)) or not all(isinstance(e, Mapping) for e in entries):
         return [(_Names(SETTINGS_NAME, shared, {}), shared)]  # a malformed ISSUERS is the parser's to name (E001)
     return [
@@ -177,6 +186,7 @@ def _check_raw_issuer(name: _Names, values: Mapping[str, Any]) -> list[CheckMess
                 id="jwtguard.E004",
             )
         )
+    messages.extend(_check_patterns(name, values))
     token_type = values.get("TOKEN_TYPE")
     if isinstance(token_type, str) and not is_media_type(token_type):
         messages.append(
@@ -188,6 +198,25 @@ def _check_raw_issuer(name: _Names, values: Mapping[str, Any]) -> list[CheckMess
                 id="jwtguard.E007",
             )
         )
+    return messages
+
+
+def _check_patterns(name: _Names, values: Mapping[str, Any]) -> list[CheckMessage]:
+    """E009: an ``ISSUER`` pattern, or a ``JWKS_URL`` with placeholders, that could match or reach too much."""
+    messages: list[CheckMessage] = []
+    for key in ("ISSUER", "JWKS_URL"):
+        url = values.get(key)
+        problem = pattern_problem(url) if isinstance(url, str) and is_issuer_pattern(url) else None
+        if problem:
+            messages.append(
+                Error(
+                    f"{name(key)} pattern {url!r} {problem}.",
+                    hint="A placeholder stands for one path segment or one host label left of the registrable "
+                    "domain, e.g. 'https://login.microsoftonline.com/{tid}/v2.0' or "
+                    "'https://sso.example.com/realms/{realm}' (docs/tenants.md).",
+                    id="jwtguard.E009",
+                )
+            )
     return messages
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -43,6 +44,8 @@ ISSUER_DEFAULTS: dict[str, Any] = {
     # Kids refused whatever the key set holds (incident response, see jwtguard.distrust). Unlike the other keys,
     # the top level's list is added to each ISSUERS entry's own, never replaced by it.
     "DISTRUSTED_KIDS": [],
+    # An ISSUER pattern only: {claim: placeholder}; the placeholder's value must equal that verified claim.
+    "BIND_CLAIMS": {},
 }
 
 #: ``TOKEN_CACHE_BYTES`` unless set (docs/performance.md says why the cache is on by default).
@@ -60,12 +63,21 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     # At most this many verified tokens too (None: the byte budget alone); 0 turns the cache off, as before
     # TOKEN_CACHE_BYTES existed.
     "TOKEN_CACHE_SIZE": None,
+    # Dotted path to callable(iss) -> dict | None: issuers kept elsewhere (a database); see jwtguard.issuers.
+    "ISSUER_SOURCE": None,
+    "ISSUER_SOURCE_TTL": 300,
+    "ISSUER_SOURCE_NEGATIVE_TTL": 60,
+    "ISSUER_SOURCE_TIMEOUT": 5,
+    # Issuers resolved from patterns or the source, and their key providers, held per process (an LRU).
+    "ISSUER_CACHE_SIZE": 100,
 }
 
 #: The largest ``TOKEN_CACHE_SIZE``.
 MAX_TOKEN_CACHE_SIZE = 1_000_000
 #: The largest ``TOKEN_CACHE_BYTES`` (1 GiB per process).
 MAX_TOKEN_CACHE_BYTES = 2**30
+#: The largest ``ISSUER_CACHE_SIZE`` (each issuer held may hold a parsed key set).
+MAX_ISSUER_CACHE_SIZE = 100_000
 
 KNOWN_KEYS = frozenset(ISSUER_DEFAULTS) | frozenset(GLOBAL_DEFAULTS)
 
@@ -95,6 +107,11 @@ class IssuerConfig:
     user_id_namespace: str | None = None
     #: ``DISTRUSTED_KIDS``: kids refused whatever the key set holds (the top level's and the entry's own).
     distrusted_kids: frozenset[str] = frozenset()
+    #: Claims that must hold exactly these values once verified (``BIND_CLAIMS`` resolved for one issuer).
+    bind_claims: tuple[tuple[str, str], ...] = ()
+    #: Where the issuer came from: None for ``ISSUERS``, else the pattern or ``"ISSUER_SOURCE"``. Such issuers
+    #: are resolved at run time, so their key providers live in a bounded LRU (``jwks.get_provider``).
+    origin: str | None = None
 
     @property
     def discovery_url(self) -> str:
@@ -120,6 +137,18 @@ class JWTGuardSettings:
         """Whether each process keeps verified tokens: a byte budget, and no ``TOKEN_CACHE_SIZE`` of 0."""
         return self.token_cache_bytes > 0 and self.token_cache_size != 0
 
+    #: ``ISSUERS`` entries whose ``ISSUER`` holds ``{placeholders}``, in the order given.
+    patterns: tuple[IssuerPattern, ...] = ()
+    #: ``ISSUER_SOURCE`` and its answer times (seconds); see ``jwtguard.issuers``.
+    issuer_source: str | None = None
+    issuer_source_ttl: float = 300
+    issuer_source_negative_ttl: float = 60
+    issuer_source_timeout: float = 5
+    #: How many resolved issuers (and their key providers) each process holds.
+    issuer_cache_size: int = 100
+    #: The issuer keys at the top level, which each ``ISSUER_SOURCE`` answer is read over.
+    shared_issuer_values: Mapping[str, Any] | None = field(default=None, compare=False)
+
     def issuer_for(self, iss: object) -> IssuerConfig | None:
         """The issuer a token is routed to by its unverified ``iss``: the one whose ``ISSUER`` equals it.
 
@@ -130,7 +159,7 @@ class JWTGuardSettings:
         for config in self.issuers:
             if config.issuer == iss:
                 return config
-        if iss is NO_ISS and len(self.issuers) == 1:
+        if iss is NO_ISS and len(self.issuers) == 1 and not self.patterns and self.issuer_source is None:
             return self.issuers[0]
         return None
 
@@ -245,9 +274,11 @@ def untyped_client_id_audiences(config: IssuerConfig) -> list[str]:
 
 def issuers_sharing_bare_user_ids(settings: JWTGuardSettings) -> list[str]:
     """The issuers whose users' ids are bare (``USER_ID_NAMESPACE`` off), when more than one is: their users may
-    share a ``sub``, and so one ``request.user.id`` (check W007 shows them)."""
-    bare = [config.issuer for config in settings.issuers if config.user_id_namespace is None]
-    return bare if len(bare) > 1 else []
+    share a ``sub``, and so one ``request.user.id`` (check W007 shows them). An ``ISSUER`` pattern with bare ids
+    is many issuers by itself."""
+    bare_patterns = [pattern.pattern for pattern in settings.patterns if pattern.template.user_id_namespace is None]
+    bare = [config.issuer for config in settings.issuers if config.user_id_namespace is None] + bare_patterns
+    return bare if len(bare) > 1 or bare_patterns else []
 
 
 def _issuer_and_audience(values: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -338,7 +369,7 @@ def parse_settings(raw: object) -> JWTGuardSettings:
     if unknown:
         raise _fail(sorted(unknown)[0], f"is not a jwtguard setting; known keys are {sorted(KNOWN_KEYS)}.")
     merged = {**GLOBAL_DEFAULTS, **raw}
-    issuers = _issuers(raw, merged["ISSUERS"])
+    issuers, patterns = _issuers(raw, merged["ISSUERS"])
     max_token = merged["MAX_TOKEN_BYTES"]
     if not _is_integer(max_token, 256):
         raise _fail("MAX_TOKEN_BYTES", f"must be an integer of at least 256, not {max_token!r}.")
@@ -358,8 +389,21 @@ def parse_settings(raw: object) -> JWTGuardSettings:
             "TOKEN_CACHE_BYTES",
             f"must be an integer from 0 (off) to {MAX_TOKEN_CACHE_BYTES}, not {token_cache_bytes!r}.",
         )
+    source = merged["ISSUER_SOURCE"]
+    if source is not None and (not isinstance(source, str) or "." not in source):
+        raise _fail("ISSUER_SOURCE", f"must be a dotted path to a callable(iss) -> dict | None, not {source!r}.")
+    cache_size = merged["ISSUER_CACHE_SIZE"]
+    if not _is_integer(cache_size, 1, MAX_ISSUER_CACHE_SIZE):
+        raise _fail("ISSUER_CACHE_SIZE", f"must be an integer from 1 to {MAX_ISSUER_CACHE_SIZE}, not {cache_size!r}.")
     return JWTGuardSettings(
         issuers=tuple(issuers),
+        patterns=tuple(patterns),
+        issuer_source=source,
+        issuer_source_ttl=_number(merged, "ISSUER_SOURCE_TTL", minimum=1),
+        issuer_source_negative_ttl=_number(merged, "ISSUER_SOURCE_NEGATIVE_TTL", minimum=1),
+        issuer_source_timeout=_number(merged, "ISSUER_SOURCE_TIMEOUT", minimum=0.01),
+        issuer_cache_size=cache_size,
+        shared_issuer_values={k: v for k, v in raw.items() if k in ISSUER_DEFAULTS and k != "ISSUER"},
         strict_auth_header=bool(merged["STRICT_AUTH_HEADER"]),
         max_token_bytes=max_token,
         user_resolver=resolver,
@@ -369,27 +413,208 @@ def parse_settings(raw: object) -> JWTGuardSettings:
     )
 
 
-def _issuers(raw: Mapping[str, Any], entries: object) -> list[IssuerConfig]:
-    """The issuers: each ``ISSUERS`` entry over the top-level issuer keys, or the top level alone."""
+def _issuers(raw: Mapping[str, Any], entries: object) -> tuple[list[IssuerConfig], list[IssuerPattern]]:
+    """The issuers: each ``ISSUERS`` entry over the top-level issuer keys, or the top level alone; those whose
+    ``ISSUER`` holds placeholders become patterns. With ``ISSUER_SOURCE`` there may be none at all."""
     shared = {k: v for k, v in raw.items() if k in ISSUER_DEFAULTS}
     if not isinstance(entries, (list, tuple)):
         raise _fail("ISSUERS", "must be a list of dicts, one per issuer.")
     if not entries:
-        return [_issuer_config(shared, SETTINGS_NAME)]
-    if "ISSUER" in raw:
+        if raw.get("ISSUER_SOURCE") is not None and "ISSUER" not in raw:
+            return [], []
+        entries = [{}]
+    elif "ISSUER" in raw:
         raise _fail("ISSUER", "and ISSUERS cannot both be set; put every issuer in ISSUERS.")
     # Distrust given at the top level holds for every issuer: an entry's own list adds to it, never replaces it.
     everywhere = frozenset(_strings({**ISSUER_DEFAULTS, **shared}, "DISTRUSTED_KIDS", allow_single=False))
-    issuers = []
+    top_level = entries == [{}]
+    issuers: list[IssuerConfig] = []
+    patterns: list[IssuerPattern] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise _fail("ISSUERS", f"entry {index} must be a dict, not {type(entry).__name__}.")
-        config = _issuer_config({**shared, **entry}, f"ISSUERS[{index}]")
-        issuers.append(replace(config, distrusted_kids=config.distrusted_kids | everywhere))
-    names = [c.issuer for c in issuers]
+        values = {**shared, **entry}
+        where = SETTINGS_NAME if top_level else f"ISSUERS[{index}]"
+        if is_issuer_pattern(values.get("ISSUER")):
+            found = _issuer_pattern(values, where)
+            template = replace(found.template, distrusted_kids=found.template.distrusted_kids | everywhere)
+            patterns.append(replace(found, template=template))
+        else:
+            if values.get("BIND_CLAIMS"):
+                raise _fail("BIND_CLAIMS", "binds placeholders of an ISSUER pattern; this ISSUER has none.")
+            config = _issuer_config(values, where)
+            issuers.append(replace(config, distrusted_kids=config.distrusted_kids | everywhere))
+    names = [c.issuer for c in issuers] + [p.pattern for p in patterns]
     if len(set(names)) != len(names):
         raise _fail("ISSUERS", "names the same ISSUER twice.")
-    return issuers
+    return issuers, patterns
+
+
+# -- issuer patterns ---------------------------------------------------------------------------------------
+
+#: A placeholder: ``{name}``, a Python identifier.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
+#: What a placeholder in a path segment matches: RFC 3986 unreserved characters but ``.``, 1 to 128 of them.
+#: Never ``/ . % ? # @ :``, so never another segment, an encoded slash, a query, userinfo or a port.
+PATH_VALUE = "[A-Za-z0-9_~-]{1,128}"
+#: What a placeholder in a host label matches: one lower-case DNS label (no ``.``: never another host).
+HOST_VALUE = "[a-z0-9-]{1,63}"
+#: Second-level labels under which a country's registrable domains sit (``example.co.uk``): a short list, not
+#: the Public Suffix List, so a placeholder is refused anywhere in the last three labels there.
+_SECOND_LEVEL_LABELS = frozenset({"ac", "co", "com", "edu", "gov", "go", "ne", "net", "or", "org"})
+#: Longer ``iss`` values are never looked up in a pattern or the source.
+MAX_ISSUER_LENGTH = 1024
+
+
+def is_issuer_pattern(issuer: object) -> bool:
+    """Whether an ``ISSUER`` is a pattern: it holds ``{`` or ``}`` (a stray one is reported as a problem)."""
+    return isinstance(issuer, str) and ("{" in issuer or "}" in issuer)
+
+
+@dataclass(frozen=True)
+class IssuerPattern:
+    """An ``ISSUERS`` entry whose ``ISSUER`` has ``{placeholders}``: a matcher compiled once, and the
+    ``IssuerConfig`` every issuer it matches gets (with that issuer's values put in)."""
+
+    pattern: str
+    regex: re.Pattern[str]
+    #: The entry's settings; ``issuer`` is the pattern and ``jwks_url`` the ``JWKS_URL`` as written.
+    template: IssuerConfig
+    #: ``BIND_CLAIMS`` as (claim, placeholder) pairs.
+    bind: tuple[tuple[str, str], ...] = ()
+    #: ``USER_ID_NAMESPACE = True``: each issuer is its own namespace.
+    namespace_is_issuer: bool = False
+
+    def resolve(self, iss: object) -> IssuerConfig | None:
+        """The concrete issuer ``iss`` is, if this pattern matches it exactly; else None. Pure, no I/O."""
+        if not isinstance(iss, str) or len(iss) > MAX_ISSUER_LENGTH:
+            return None
+        match = self.regex.fullmatch(iss)
+        if match is None:
+            return None
+        values = match.groupdict()
+        jwks_url = self.template.jwks_url
+        if jwks_url is not None:
+            for name, value in values.items():
+                jwks_url = jwks_url.replace("{" + name + "}", value)
+        return replace(
+            self.template,
+            issuer=iss,
+            jwks_url=jwks_url,
+            bind_claims=tuple((claim, values[name]) for claim, name in self.bind),
+            user_id_namespace=iss if self.namespace_is_issuer else self.template.user_id_namespace,
+            origin=self.pattern,
+        )
+
+
+def _authority_end(url: str) -> int:
+    """Where the authority of ``url`` ends (the first ``/``, ``?`` or ``#`` after ``scheme://``)."""
+    start = url.find("://") + 3
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
+    return min(ends, default=len(url))
+
+
+def pattern_problem(url: str) -> str | None:
+    """What is wrong with an ``ISSUER`` pattern (or a ``JWKS_URL`` with placeholders), or None.
+
+    A placeholder may stand for a path segment (or part of one) or a host label left of the registrable
+    domain (the last two labels); never the scheme, userinfo, port, query or fragment, nor a host an attacker
+    could register. The pattern must be https (plain http to loopback only, as any fetched URL).
+    """
+    names = _PLACEHOLDER.findall(url)
+    bare = _PLACEHOLDER.sub("", url)
+    if "{" in bare or "}" in bare:
+        return "holds a '{' or '}' that is not a {placeholder} (a name of letters, digits and _)"
+    if len(set(names)) != len(names):
+        return "names a placeholder twice"
+    if "}{" in url:
+        return "puts two placeholders side by side: where one ends would be a guess"
+    scheme, sep, _rest = url.partition("://")
+    if not sep or _PLACEHOLDER.search(scheme):
+        return "has a placeholder in its scheme (or no scheme): a pattern names its scheme, https"
+    authority = url[len(scheme) + 3 : _authority_end(url)]
+    if "@" in authority:
+        return "must not have userinfo (user@)"
+    bracket = authority.rfind("]")
+    host, _colon, port = authority.rpartition(":") if authority.rfind(":") > bracket else (authority, "", "")
+    if _PLACEHOLDER.search(port):
+        return "has a placeholder in its port"
+    if "?" in url or "#" in url:
+        return "must not have a query or fragment"
+    probe = _PLACEHOLDER.sub("x", url)
+    if not is_http_url(probe) or is_remote_plain_http(probe):
+        return "must be an https URL (plain http to a loopback address only)"
+    labels = host.split(".")
+    registrable = 3 if len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL_LABELS else 2
+    if _PLACEHOLDER.search(host) and (
+        host.startswith("[")
+        or len(labels) <= registrable
+        or any(_PLACEHOLDER.search(label) for label in labels[-registrable:])
+    ):
+        return (
+            "has a placeholder in the registrable part of its host (its last two labels, three under a "
+            "country's co/com/org...): a token could then name, and send jwtguard to, a host anyone can register"
+        )
+    return None
+
+
+def _compile_pattern(pattern: str) -> re.Pattern[str]:
+    """The anchored matcher: literal parts escaped, each placeholder a named group of safe characters."""
+    authority_end = _authority_end(pattern)
+    pieces: list[str] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(pattern):
+        pieces.append(re.escape(pattern[position : match.start()]))
+        value = HOST_VALUE if match.start() < authority_end else PATH_VALUE
+        pieces.append(f"(?P<{match.group(1)}>{value})")
+        position = match.end()
+    pieces.append(re.escape(pattern[position:]))
+    return re.compile("".join(pieces))
+
+
+def _issuer_pattern(values: Mapping[str, Any], where: str) -> IssuerPattern:
+    pattern = values.get("ISSUER")
+    assert isinstance(pattern, str)
+    problem = pattern_problem(pattern)
+    if problem:
+        raise _fail("ISSUER", f"pattern {pattern!r} {problem}.")
+    names = set(_PLACEHOLDER.findall(pattern))
+    jwks_url = values.get("JWKS_URL")
+    if isinstance(jwks_url, str) and is_issuer_pattern(jwks_url):
+        problem = pattern_problem(jwks_url)
+        unknown = set(_PLACEHOLDER.findall(jwks_url)) - names
+        if problem or unknown:
+            detail = problem or f"uses placeholders {sorted(unknown)} that ISSUER {pattern!r} does not have"
+            raise _fail("JWKS_URL", f"{jwks_url!r} {detail}.")
+    bind = values.get("BIND_CLAIMS") or {}
+    if not isinstance(bind, Mapping) or not all(
+        isinstance(claim, str) and claim and placeholder in names for claim, placeholder in bind.items()
+    ):
+        raise _fail("BIND_CLAIMS", f"must map claim names to placeholders of {pattern!r}, not {bind!r}.")
+    template = _issuer_config(values, where)
+    return IssuerPattern(
+        pattern=pattern,
+        regex=_compile_pattern(pattern),
+        template=template,
+        bind=tuple(bind.items()),
+        namespace_is_issuer=values.get("USER_ID_NAMESPACE") is True,
+    )
+
+
+def source_issuer_config(settings: JWTGuardSettings, iss: str, answer: object) -> IssuerConfig:
+    """The issuer an ``ISSUER_SOURCE`` answer describes, read over the top-level issuer keys like an ``ISSUERS``
+    entry; ``ImproperlyConfigured`` for an answer that is not one (the caller answers 503 and logs it)."""
+    if not isinstance(answer, Mapping):
+        raise _fail("ISSUER_SOURCE", f"answered {type(answer).__name__} for {iss!r}; a dict or None is expected.")
+    if answer.get("ISSUER", iss) != iss:
+        raise _fail("ISSUER_SOURCE", f"answered ISSUER {answer.get('ISSUER')!r} when asked for {iss!r}.")
+    if answer.get("BIND_CLAIMS") or is_issuer_pattern(answer.get("JWKS_URL")):
+        raise _fail("ISSUER_SOURCE", f"answered a pattern's keys (BIND_CLAIMS, placeholders) for {iss!r}.")
+    shared = settings.shared_issuer_values or {}
+    config = _issuer_config({**shared, **answer, "ISSUER": iss}, "ISSUER_SOURCE")
+    # As for ISSUERS entries, the top level's DISTRUSTED_KIDS holds for every issuer the source names too.
+    everywhere = frozenset(_strings({**ISSUER_DEFAULTS, **shared}, "DISTRUSTED_KIDS", allow_single=False))
+    return replace(config, origin="ISSUER_SOURCE", distrusted_kids=config.distrusted_kids | everywhere)
 
 
 _reset_callbacks: list[Callable[[], None]] = []

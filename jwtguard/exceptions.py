@@ -12,6 +12,7 @@ NOT_A_JWT = "Bearer does not contain a valid JWT"
 NO_VALID_KID = "JWT does not have a valid Key ID"
 INVALID = "Bearer token is invalid"
 KEYS_UNAVAILABLE = "signing keys unavailable — the token is not at fault"
+ISSUER_LOOKUP_UNAVAILABLE = "issuer lookup unavailable — the token is not at fault"
 
 
 class JWTGuardError(Exception):
@@ -172,3 +173,11 @@ class KeySetUnavailable(KeySetError):
     def __init__(self, reason: str = "", retry_after: int = 30) -> None:
         super().__init__(reason)
         self.retry_after = max(1, int(retry_after))
+
+
+class IssuerSourceUnavailable(KeySetUnavailable):
+    """Raised when ``ISSUER_SOURCE`` raised, gave a bad answer, or another process's call did not end in time
+    (HTTP 503 for the tokens of that issuer only)."""
+
+    code = "issuer_source_unavailable"
+    detail = ISSUER_LOOKUP_UNAVAILABLE

@@ -23,8 +23,9 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from jwt.exceptions import PyJWTError
@@ -33,7 +34,7 @@ from jwtguard import signals
 from jwtguard.algorithms import KEY_LOADERS, algorithms_for_key
 from jwtguard.cache import SharedCache
 from jwtguard.clock import elapsed, time_left
-from jwtguard.conf import IssuerConfig, on_reset
+from jwtguard.conf import IssuerConfig, get_settings, on_reset
 from jwtguard.distrust import Distrust, IssuerDistrust
 from jwtguard.exceptions import AlgorithmNotAllowed, FetchError, KeySetUnavailable, UnknownKeyId
 from jwtguard.fetch import FetchResult, discover_jwks_url, fetch_json
@@ -875,10 +876,19 @@ def _is_entry(entry: Any) -> bool:
 
 _providers: dict[IssuerConfig, KeyProvider] = {}
 _providers_lock = threading.Lock()
+#: Key providers of issuers resolved at run time (patterns, ``ISSUER_SOURCE``), least recently used first, by
+#: what their key set depends on: every issuer whose keys are at one JWKS URL shares one provider.
+_resolved: OrderedDict[tuple[Any, ...], KeyProvider] = OrderedDict()
+_evicted = {"providers": 0, "fetches": 0}
 
 
 def get_provider(config: IssuerConfig) -> KeyProvider:
-    """The process's one ``KeyProvider`` for ``config`` (DRF builds authenticators per request; this is not)."""
+    """The process's one ``KeyProvider`` for ``config`` (DRF builds authenticators per request; this is not).
+
+    Issuers resolved at run time get theirs from a bounded LRU (``ISSUER_CACHE_SIZE``): an evicted provider
+    comes back cold and reads the shared entry, without a fetch."""
+    if config.origin is not None:
+        return _resolved_provider(config)
     provider = _providers.get(config)
     if provider is None:
         with _providers_lock:
@@ -886,13 +896,77 @@ def get_provider(config: IssuerConfig) -> KeyProvider:
     return provider
 
 
+def _key_identity(config: IssuerConfig) -> tuple[Any, ...]:
+    """What a key provider's behaviour depends on (not audience, claims nor user ids)."""
+    return (
+        config.jwks_url or config.issuer,
+        config.algorithms,
+        config.cache_alias,
+        config.jwks_cache_ttl,
+        config.jwks_refresh_cooldown,
+        config.jwks_max_stale,
+        config.jwks_l1_recheck,
+        config.jwks_max_bytes,
+        config.http_timeout,
+    )
+
+
+def _resolved_provider(config: IssuerConfig) -> KeyProvider:
+    identity = _key_identity(config)
+    with _providers_lock:
+        provider = _resolved.get(identity)
+        if provider is not None:
+            _resolved.move_to_end(identity)
+            return provider
+        # Named by its JWKS URL when it has one: the provider may serve many issuers (all Entra ID tenants).
+        keys_config = replace(
+            config,
+            issuer=config.jwks_url or config.issuer,
+            audience=(),
+            required_claims=(),
+            token_type=None,
+            user_id_namespace=None,
+            bind_claims=(),
+        )
+        provider = _resolved[identity] = KeyProvider(keys_config)
+        size = get_settings().issuer_cache_size
+        while len(_resolved) > size:
+            _identity, evicted = _resolved.popitem(last=False)
+            _evicted["providers"] += 1
+            _evicted["fetches"] += evicted.counters().fetches
+        return provider
+
+
+def forget_resolved_provider(config: IssuerConfig) -> None:
+    """Drop this process's provider for a resolved issuer (``issuers.forget``); the shared entry stays, for
+    the other issuers that may share it."""
+    with _providers_lock:
+        _resolved.pop(_key_identity(config), None)
+
+
+def resolved_provider_stats() -> dict[str, int]:
+    """Key providers of resolved issuers in this process: ``held`` now, ``evicted`` so far, and the key sets
+    they ``fetched`` (evicted ones included); ``manage.py jwtguard status`` shows them."""
+    with _providers_lock:
+        held = list(_resolved.values())
+        evicted = dict(_evicted)
+    return {
+        "held": len(held),
+        "evicted": evicted["providers"],
+        "fetched": evicted["fetches"] + sum(provider.counters().fetches for provider in held),
+    }
+
+
 @on_reset
 def _forget_providers() -> None:
     with _providers_lock:
         _providers.clear()
+        _resolved.clear()
+        _evicted.update(providers=0, fetches=0)
 
 
 def providers() -> list[KeyProvider]:
-    """This process's ``KeyProvider``s, one per issuer configuration used since the settings last changed."""
+    """This process's ``KeyProvider``s: one per issuer configuration used since the settings last changed, and
+    those of resolved issuers it holds now."""
     with _providers_lock:
-        return list(_providers.values())
+        return [*_providers.values(), *_resolved.values()]

@@ -34,6 +34,8 @@ class Metrics(KeySetCounters):
     #: Refused tokens by rejection code (``token_expired``, ``invalid_audience``, ...).
     rejections: dict[str, int] = field(default_factory=dict)
     issuers: tuple[IssuerMetrics, ...] = ()
+    #: Key providers of issuers resolved from patterns or ``ISSUER_SOURCE``: ``held``, ``evicted``, ``fetched``.
+    resolved_providers: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for JSON or logs."""
@@ -41,6 +43,7 @@ class Metrics(KeySetCounters):
             **self.counters(),
             "rejections": dict(self.rejections),
             "issuers": [{"issuer": m.issuer, **m.counters()} for m in self.issuers],
+            "resolved_providers": dict(self.resolved_providers),
         }
 
 
@@ -70,6 +73,7 @@ def snapshot() -> Metrics:
         issuers=tuple(
             IssuerMetrics(issuer=issuer, **counts.counters()) for issuer, counts in sorted(per_issuer.items())
         ),
+        resolved_providers=jwks.resolved_provider_stats(),
         **totals.counters(),
     )
 

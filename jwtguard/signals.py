@@ -20,3 +20,7 @@ key_distrusted = Signal()
 #: Sent at most once a minute per issuer while tokens signed by distrusted kids are refused: ``issuer`` and
 #: ``refused`` (a dict: kid -> tokens refused since the last summary).
 distrusted_key_refused = Signal()
+
+#: Send with ``issuer`` (the ``iss``) when a tenant's ``ISSUER_SOURCE`` answer changed or is gone: the shared
+#: answer and this process's resolved issuer and key provider are dropped at once (``jwtguard.issuers``).
+issuer_changed = Signal()

@@ -45,6 +45,7 @@ from jwtguard.exceptions import (
     UnknownKeyId,
     UnsupportedHeader,
 )
+from jwtguard.issuers import SOURCE, IssuerRouter, Undecided
 from jwtguard.jwks import KeyProvider, VerificationKey, get_provider
 from jwtguard.mediatypes import normalise as normalise_media_type
 from jwtguard.strictjson import reject_constant
@@ -184,6 +185,8 @@ class TokenValidator:
         )
         # (config, provider) by id(config): a frozen dataclass rehashes all its fields on every dict lookup.
         self._providers: dict[int, tuple[IssuerConfig, KeyProvider]] = {}
+        #: Routes each ``iss``: ``ISSUERS``, patterns, ``ISSUER_SOURCE`` (``jwtguard.issuers``).
+        self.issuers = IssuerRouter(settings)
 
     def validate(self, raw: str) -> AccessToken:
         """The verified token, or a ``TokenError`` (401) / ``KeySetUnavailable`` (503) saying why not."""
@@ -214,7 +217,10 @@ class TokenValidator:
         config: IssuerConfig | None = None
         try:
             parsed = self.parse(raw)
-            config, kid, alg = self.route(parsed)
+            routed = self.route(parsed, local=local)
+            if routed is None:
+                return None  # only the shared cache or ISSUER_SOURCE can tell: validate() will, off the loop
+            config, kid, alg = routed
             provider = self.provider(config)
             key = provider.get_key_nowait(kid, alg) if local else provider.get_key(kid, alg)
             if key is None:
@@ -249,6 +255,13 @@ class TokenValidator:
         token = entry.token
         config = token.issuer
         try:
+            if config.origin == SOURCE:
+                # A tenant may have been dropped (issuer_changed) since: its answer, held or shared, decides.
+                current = self.issuers.resolve(config.issuer, local=local)
+                if isinstance(current, Undecided):
+                    return None
+                if current != config:
+                    raise UnknownIssuer("ISSUER_SOURCE's answer changed since the token was cached")
             provider = self.provider(config)
             key = provider.get_key_nowait(entry.kid, entry.alg) if local else provider.get_key(entry.kid, entry.alg)
             if key is None and local:
@@ -266,7 +279,10 @@ class TokenValidator:
         return time.time() if self.clock is None else self.clock()
 
     def provider(self, config: IssuerConfig) -> KeyProvider:
-        """The key provider for ``config`` (``provider_for``, remembered per config object)."""
+        """The key provider for ``config`` (``provider_for``, remembered per config object; an issuer resolved
+        at run time asks ``provider_for`` each time, whose LRU bounds how many are held)."""
+        if config.origin is not None:
+            return self.provider_for(config)
         memo = self._providers.get(id(config))
         if memo is None or memo[0] is not config:
             memo = self._providers[id(config)] = (config, self.provider_for(config))
@@ -281,10 +297,13 @@ class TokenValidator:
     def parse(self, raw: str) -> ParsedToken:
         return parse(raw, max_bytes=self.settings.max_token_bytes)
 
-    def route(self, parsed: ParsedToken) -> tuple[IssuerConfig, str, str]:
-        """The issuer to ask, and the ``kid`` and ``alg`` to ask for, checked without any I/O."""
+    def route(self, parsed: ParsedToken, *, local: bool = False) -> tuple[IssuerConfig, str, str] | None:
+        """The issuer to ask, and the ``kid`` and ``alg`` to ask for. Without I/O but for an ``ISSUER_SOURCE``
+        lookup, which ``local`` declines (None: ``validate()`` must decide, off the event loop)."""
         iss = parsed.claims.get("iss", NO_ISS)
-        config = self.settings.issuer_for(iss)
+        config = self.issuers.resolve(iss, local=local)
+        if isinstance(config, Undecided):
+            return None
         if config is None:
             raise UnknownIssuer("the token has no iss" if iss is NO_ISS else f"iss {iss!r} is not a configured issuer")
         header = parsed.header
@@ -311,6 +330,10 @@ class TokenValidator:
             raise MissingClaim("iss")
         if claims["iss"] != config.issuer:
             raise InvalidIssuer(f"iss {claims['iss']!r} is not {config.issuer!r}")
+        for claim, value in config.bind_claims:
+            # BIND_CLAIMS: the tenant the iss names must be the tenant the (now verified) token is of.
+            if claims.get(claim) != value:
+                raise InvalidIssuer(f"{claim} {claims.get(claim)!r} is not {value!r}, which iss names")
         _check_audience(claims, config.audience, config.audience_claim)
         for name in config.required_claims:
             if name not in claims:

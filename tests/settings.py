@@ -13,6 +13,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "rest_framework",
     "jwtguard",
+    "tests.tenants",  # tenants in a database, for ISSUER_SOURCE (docs/tenants.md)
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 # fakeredis by default (fast, in-process); tests that need a real redis-server ask for one by fixture.

@@ -77,3 +77,45 @@ def test_the_token_cache_benchmark_runs() -> None:
     for shape in ("usual", "8 KiB of tiny claims"):
         assert f"{shape}: on, repeated token (hit)" in completed.stdout
         assert f"{shape}: on, new token each call (miss)" in completed.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_many_issuers_benchmark_counts_one_fetch_per_issuer_and_none_for_untrusted(tmp_path: Path) -> None:
+    require_real_redis()
+    output = tmp_path / "results.json"
+    issuers, untrusted_issuers = 50, 20
+    completed = run_module(
+        [
+            "benchmarks",
+            "--quick",
+            "--only",
+            "tenants",
+            "--issuers",
+            str(issuers),
+            "--tenant-workers",
+            "2",
+            "--untrusted",
+            "200",
+            "--untrusted-issuers",
+            str(untrusted_issuers),
+            "--lru",
+            "10",
+            "--rounds",
+            "1",
+            "--output",
+            str(output),
+        ]
+    )
+    assert "Many issuers: 50 realms, 2 processes sharing Redis" in completed.stdout
+    tenants = json.loads(output.read_text())["tenants"]
+    assert tenants["jwks_fetches"] == issuers
+    assert tenants["discovery_fetches"] == issuers
+    assert tenants["max_jwks_fetches_per_issuer"] == 1
+    assert tenants["jwks_fetches_second_pass"] == 0
+    assert tenants["fetches_for_untrusted"] == 0
+    assert tenants["source_calls"] == untrusted_issuers
+    assert tenants["refused_valid_tokens"] == 0
+    assert tenants["untrusted_refusals"] == {"invalid_issuer": 200}
+    assert tenants["providers_held_per_worker"] == 10
+    assert tenants["cpu"]["fetches"] == 0

@@ -331,6 +331,38 @@ class TestConditions:
         assert "JWTGUARD['TOKEN_TYPE']" in messages[0].msg
         assert "'at+jwt'" in messages[0].hint
 
+    @pytest.mark.parametrize(
+        ("key", "url"),
+        [
+            ("ISSUER", "https://{tenant}.com/"),
+            ("ISSUER", "https://login.{domain}/{tid}/v2.0"),
+            ("ISSUER", "{scheme}://login.example.com/{tid}"),
+            ("ISSUER", "https://login.example.com:{port}/{tid}"),
+            ("ISSUER", "http://{tenant}.login.example.com/"),
+            ("JWKS_URL", "https://{realm}.com/certs"),
+        ],
+    )
+    def test_a_pattern_that_could_match_too_much_is_e009(
+        self, key: str, url: str, settings: Any, redis_caches: None
+    ) -> None:
+        entry = {"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "https://api.example.com", key: url}
+        messages = run_checks(settings, {"ISSUERS": [entry]})
+        assert ids(messages) == ["jwtguard.E009"]
+        assert f"JWTGUARD['ISSUERS'][0][{key!r}] pattern {url!r}" in messages[0].msg
+
+    def test_sound_patterns_and_a_source_alone_pass(self, settings: Any, redis_caches: None) -> None:
+        patterns = {
+            "ISSUERS": [
+                {"ISSUER": "https://login.microsoftonline.com/{tid}/v2.0", "AUDIENCE": "api://orders"},
+                {"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "https://api.example.com"},
+                GOOD,
+            ],
+            "TOKEN_TYPE": "at+jwt",
+            "USER_ID_NAMESPACE": True,
+        }
+        assert run_checks(settings, patterns) == []
+        assert run_checks(settings, {"ISSUER_SOURCE": "tests.tenants.source.issuer_source"}) == []
+
     @pytest.mark.parametrize("token_type", ["at+jwt", "application/at+jwt", "JWT"])
     def test_media_types_pass(self, token_type: str, settings: Any, redis_caches: None) -> None:
         assert run_checks(settings, {**GOOD, "TOKEN_TYPE": token_type}) == []
@@ -371,6 +403,13 @@ class TestConditions:
         assert "JWTGUARD['USER_ID_NAMESPACE']" in messages[0].msg
         assert GOOD["ISSUER"] in messages[0].msg
         assert "True" in messages[0].hint
+
+    def test_a_pattern_with_bare_user_ids_is_w007_alone(self, settings: Any, redis_caches: None) -> None:
+        pattern = {"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "https://api.example.com"}
+        messages = run_checks(settings, {"ISSUERS": [pattern]})
+        assert ids(messages) == ["jwtguard.W007"]
+        assert pattern["ISSUER"] in messages[0].msg
+        assert run_checks(settings, {"ISSUERS": [{**pattern, "USER_ID_NAMESPACE": True}]}) == []
 
     @pytest.mark.parametrize(
         ("top", "second"),

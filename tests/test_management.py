@@ -262,3 +262,35 @@ def test_invalid_settings_are_a_command_error(settings: Any) -> None:
     settings.JWTGUARD = {"AUDIENCE": "x"}
     with pytest.raises(CommandError, match="ISSUER"):
         run("status")
+
+
+class TestResolvedIssuers:
+    """Patterns and ISSUER_SOURCE in ``status``; a tenant's own key set with ``status --issuer``."""
+
+    def test_status_shows_patterns_and_what_this_process_holds(self, settings: Any) -> None:
+        from jwtguard.testing import RealmIssuer
+        from jwtguard.validation import get_validator
+
+        with RealmIssuer() as server:
+            for name in ("acme", "globex", "initech"):
+                server.add_realm(name)
+            settings.JWTGUARD = {**server.settings(), "ISSUER_CACHE_SIZE": 2}
+            for realm in server.realms.values():
+                get_validator().validate(realm.mint())
+            status = run("status")
+            assert f"pattern:     {server.pattern} (JWKS URL: discovered)" in status
+            assert "this process: 2 from patterns and 0 from the source held (of 2)" in status
+            assert "key providers: 2 held, 1 evicted, 3 key sets fetched" in status
+            (report,) = [json.loads(run("status", "--json"))]
+            assert report["issuers"] == []
+            assert report["resolved_issuers"]["this_process"]["fetched"] == 3
+            assert report["resolved_issuers"]["patterns"] == [{"pattern": server.pattern, "jwks_url": None}]
+            # One realm's key set, as every process sees it in the shared cache (no fetch):
+            realm = run("status", "--issuer", server.issuer_of("acme"))
+            assert "key set:     fresh" in realm
+            assert server.fetches("certs") == 3
+
+    def test_status_of_an_issuer_no_pattern_matches_is_an_error(self, settings: Any) -> None:
+        settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}
+        with pytest.raises(CommandError, match="no issuer 'https://elsewhere.example.com/' is configured"):
+            run("status", "--issuer", "https://elsewhere.example.com/")

@@ -15,7 +15,7 @@ from jwtguard import metrics, validate_token
 from jwtguard.conf import get_settings, reset
 from jwtguard.exceptions import KeySetUnavailable, TokenError
 from jwtguard.jwks import get_provider
-from jwtguard.testing import FakeIssuer
+from jwtguard.testing import FakeIssuer, RealmIssuer
 
 RECIPE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 
@@ -120,6 +120,17 @@ def test_as_dict_is_plain_json(jwtguard_settings: FakeIssuer) -> None:
     assert data["fetches"] == 1
     assert data["rejections"] == {"token_expired": 1}
     assert data["issuers"][0]["issuer"] == jwtguard_settings.issuer
+    assert data["resolved_providers"] == {"held": 0, "evicted": 0, "fetched": 0}
+
+
+def test_resolved_providers_are_counted(settings: Any) -> None:
+    with RealmIssuer() as server:
+        for name in ("a", "b", "c"):
+            server.add_realm(name)
+        settings.JWTGUARD = {**server.settings(), "ISSUER_CACHE_SIZE": 2}
+        for realm in server.realms.values():
+            validate_token(realm.mint())
+        assert metrics.snapshot().resolved_providers == {"held": 2, "evicted": 1, "fetched": 3}
 
 
 def documented_recipe() -> str:

@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jwtguard.testing.clients import TokenClients
     from jwtguard.testing.issuer import FakeIssuer, Fault, SigningKey, generate_key
+    from jwtguard.testing.realms import RealmIssuer
 
-__all__ = ["Fault", "FakeIssuer", "SigningKey", "TokenClients", "generate_key"]
+__all__ = ["Fault", "FakeIssuer", "RealmIssuer", "SigningKey", "TokenClients", "generate_key"]
 
 _HOMES = {
     "FakeIssuer": "jwtguard.testing.issuer",
     "Fault": "jwtguard.testing.issuer",
     "SigningKey": "jwtguard.testing.issuer",
     "generate_key": "jwtguard.testing.issuer",
+    "RealmIssuer": "jwtguard.testing.realms",
     "TokenClients": "jwtguard.testing.clients",
 }
 

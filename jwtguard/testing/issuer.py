@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -113,7 +113,48 @@ class Fault:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class FakeIssuer:
+_Served = TypeVar("_Served", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """A threaded HTTP server on ``host``:``port`` (0: a free port, known once started), from a daemon thread."""
+
+    host: str
+    port: int
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self: _Served) -> _Served:
+        if self._server is None:
+            server = ThreadingHTTPServer((self.host, self.port), self._handler())
+            server.daemon_threads = True
+            self.port = server.server_address[1]
+            self._server = server
+            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: the port refuses connections until ``start()`` binds it again."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self: _Served) -> _Served:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class FakeIssuer(LoopbackServer):
     """An identity provider in a box: keys, JWKS, discovery, minting, rotation, request counts, faults."""
 
     def __init__(
@@ -141,8 +182,6 @@ class FakeIssuer:
         self.etag_enabled = True
         self.jwks_document: dict[str, Any] | None = None
         self.discovery_document: dict[str, Any] | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -- identity ---------------------------------------------------------------------------------------
@@ -262,32 +301,8 @@ class FakeIssuer:
     def jwks_requests(self) -> int:
         return self.requests[JWKS_PATH]
 
-    def start(self) -> FakeIssuer:
-        if self._server is not None:
-            return self
-        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: the port refuses connections until ``start()`` binds it again."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeIssuer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
 
 class _Handler(BaseHTTPRequestHandler):

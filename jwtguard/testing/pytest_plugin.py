@@ -80,11 +80,17 @@ def forget_cached_keys() -> None:
     A test cache (LocMemCache, a shared Redis) outlives the test, and a later issuer may get the same
     port, hence the same JWKS URL: its test must not start with the previous issuer's keys.
     """
+    from jwtguard import issuers
     from jwtguard.conf import get_settings
-    from jwtguard.jwks import get_provider
+    from jwtguard.jwks import get_provider, providers
 
     for config in get_settings().issuers:
         get_provider(config).forget()
+    # Issuers resolved from a pattern or ISSUER_SOURCE during the test: their keys and the source's answers.
+    for provider in providers():
+        provider.forget()
+    for iss in issuers.held_issuers():
+        issuers.forget(iss)
 
 
 def _point_jwtguard_at(request: pytest.FixtureRequest, value: dict[str, Any]) -> Callable[[], None]:

@@ -1,5 +1,6 @@
-"""``manage.py jwtguard status | refresh | inspect <token> | distrust <kid> | trust <kid> | distrusted``: look at,
-warm and question the shared key set, and refuse a leaked key everywhere."""
+"""``manage.py jwtguard status | refresh | inspect <token> | distrust <kid> | trust <kid> | distrusted |
+forget-issuer <iss>``: look at, warm and question the shared key set, refuse a leaked key everywhere, and drop a
+tenant's ``ISSUER_SOURCE`` answer."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jwtguard import signals
 from jwtguard.cache import SharedCache
 from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
 from jwtguard.distrust import DEFAULT_FOR, MAX_FOR, Distrust, caches_of, distrust_kid, read_shared, trust_kid
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
-from jwtguard.jwks import KeyProviderStatus, get_provider
+from jwtguard.issuers import RECHECK_SECONDS
+from jwtguard.jwks import KeyProviderStatus, get_provider, resolved_provider_stats
 from jwtguard.validation import get_validator, parse
 
 #: Claims holding NumericDate times, shown as dates by ``inspect``.
@@ -52,6 +55,10 @@ class Command(BaseCommand):
         inspect = subcommands.add_parser("inspect", help="decode a token (untrusted) and say if it would pass")
         inspect.add_argument("token", help="the JWT, or - to read it from standard input (keeps it out of ps)")
         add_distrust_parsers(subcommands)
+        forget = subcommands.add_parser(
+            "forget-issuer", help="drop ISSUER_SOURCE's answer for an issuer now (every process re-asks it)"
+        )
+        forget.add_argument("iss", help="the issuer, as its tokens' iss")
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options.get("subcommand")
@@ -62,7 +69,10 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(f"settings.JWTGUARD is invalid: {exc}") from exc
         if subcommand == "status":
-            self.status(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
+            resolved = resolved_issuers_status(settings) if options.get("issuer") is None else None
+            self.status(
+                _selected(settings, options.get("issuer")), as_json=bool(options.get("json")), resolved=resolved
+            )
         elif subcommand == "refresh":
             self.refresh(_selected(settings, options.get("issuer")), forget_stale=bool(options.get("forget_stale")))
         elif subcommand == "distrust":
@@ -71,15 +81,19 @@ class Command(BaseCommand):
             self.trust(settings, options["kid"], options.get("issuer"))
         elif subcommand == "distrusted":
             self.distrusted(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
+        elif subcommand == "forget-issuer":
+            self.forget_issuer(options["iss"])
         else:
             self.inspect(_read_token(options["token"]))
 
     # -- status -------------------------------------------------------------------------------------------
 
-    def status(self, issuers: list[IssuerConfig], *, as_json: bool) -> None:
+    def status(self, issuers: list[IssuerConfig], *, as_json: bool, resolved: dict[str, Any] | None = None) -> None:
         reports = [issuer_status(config) for config in issuers]
         if as_json:
-            self.stdout.write(json.dumps(reports, indent=2))
+            # With patterns or a source, an object: the issuers' list and what was resolved at run time.
+            document: Any = reports if resolved is None else {"issuers": reports, "resolved_issuers": resolved}
+            self.stdout.write(json.dumps(document, indent=2))
             return
         for report in reports:
             self.stdout.write(self.style.MIGRATE_HEADING(f"issuer {report['issuer']}"))
@@ -106,6 +120,28 @@ class Command(BaseCommand):
                 for kid, algorithms in report["kids"].items():
                     self.stdout.write(f"    {kid}: {', '.join(algorithms)}")
             self.stdout.write(f"  last fetch:  {report['last_fetch']}")
+        if resolved is not None:
+            self.resolved_status(resolved)
+
+    def resolved_status(self, report: dict[str, Any]) -> None:
+        """Patterns and ``ISSUER_SOURCE``: what is configured, and what this process holds of them."""
+        self.stdout.write(self.style.MIGRATE_HEADING("issuers resolved at run time"))
+        for pattern in report["patterns"]:
+            self.stdout.write(f"  pattern:     {pattern['pattern']} (JWKS URL: {pattern['jwks_url'] or 'discovered'})")
+        if report["source"]:
+            source = report["source"]
+            self.stdout.write(
+                f"  source:      {source['path']} (answers shared {source['ttl']:g}s, untrusted "
+                f"{source['negative_ttl']:g}s)"
+            )
+        held = report["this_process"]
+        self.stdout.write(
+            f"  this process: {held['patterns']} from patterns and {held['source']} from the source held "
+            f"(of {report['cache_size']}), {held['untrusted']} untrusted, {held['evicted']} evicted, "
+            f"{held['source_calls']} source calls; key providers: {held['providers_held']} held, "
+            f"{held['providers_evicted']} evicted, {held['fetched']} key sets fetched"
+        )
+        self.stdout.write("  (each worker holds its own; jwtguard.metrics.snapshot() reports a worker's)")
 
     # -- refresh ------------------------------------------------------------------------------------------
 
@@ -135,6 +171,16 @@ class Command(BaseCommand):
             )
         if failed:
             raise CommandError(f"could not refresh the key set of {', '.join(failed)}")
+
+    # -- forget-issuer ------------------------------------------------------------------------------------
+
+    def forget_issuer(self, iss: str) -> None:
+        signals.issuer_changed.send(sender=Command, issuer=iss)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{iss}: ISSUER_SOURCE's answer dropped; every process asks again within {RECHECK_SECONDS:.0f}s"
+            )
+        )
 
     # -- inspect ------------------------------------------------------------------------------------------
 
@@ -298,10 +344,43 @@ def issuer_status(config: IssuerConfig) -> dict[str, Any]:
     return {**status.describe(time.time()), **report, "fetched_at": status.fetched_at, "etag": status.etag}
 
 
+def resolved_issuers_status(settings: JWTGuardSettings) -> dict[str, Any] | None:
+    """The patterns, the source, and what this process holds of the issuers they resolved; None without either."""
+    if not settings.patterns and settings.issuer_source is None:
+        return None
+    providers = resolved_provider_stats()
+    held = get_validator().issuers.held()
+    source = None
+    if settings.issuer_source is not None:
+        source = {
+            "path": settings.issuer_source,
+            "ttl": settings.issuer_source_ttl,
+            "negative_ttl": settings.issuer_source_negative_ttl,
+        }
+    return {
+        "patterns": [{"pattern": p.pattern, "jwks_url": p.template.jwks_url} for p in settings.patterns],
+        "source": source,
+        "cache_size": settings.issuer_cache_size,
+        "this_process": {
+            **held,
+            "providers_held": providers["held"],
+            "providers_evicted": providers["evicted"],
+            "fetched": providers["fetched"],
+        },
+    }
+
+
 def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConfig]:
     if issuer is None:
         return list(settings.issuers)
     chosen = [config for config in settings.issuers if config.issuer == issuer]
+    if not chosen and (settings.patterns or settings.issuer_source is not None):
+        # A tenant's issuer: resolved as a token naming it would be (the source may be asked).
+        try:
+            resolved = get_validator().issuers.resolve(issuer)
+        except KeySetUnavailable as exc:
+            raise CommandError(f"{issuer}: {exc.reason}") from exc
+        chosen = [resolved] if isinstance(resolved, IssuerConfig) else []
     if not chosen:
         known = ", ".join(config.issuer for config in settings.issuers)
         raise CommandError(f"no issuer {issuer!r} is configured; configured: {known}")
