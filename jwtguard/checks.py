@@ -52,6 +52,8 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.W005": "JWKS_MAX_STALE is shorter than JWKS_CACHE_TTL (and not 0)",
     "jwtguard.W006": "JWKS_REFRESH_COOLDOWN is 0: forged kids are not rate-limited",
     "jwtguard.W007": "several issuers share the bare user id namespace (USER_ID_NAMESPACE off for more than one)",
+    "jwtguard.W008": "DPOP is on for an issuer whose CACHE_ALIAS is per-process: replays refused per process only",
+    "jwtguard.W009": "DPOP is on, DPOP_PUBLIC_URL is unset and ALLOWED_HOSTS has '*': every DPoP proof is refused",
     "jwtguard.I001": "AUDIENCE looks like a client id (no ':' nor '/') and TOKEN_TYPE is not set: ID tokens may pass",
 }
 
@@ -67,6 +69,7 @@ SECURITY_CHECK_IDS = frozenset(
         "jwtguard.W002",
         "jwtguard.W006",
         "jwtguard.W007",
+        "jwtguard.W008",
     }
 )
 
@@ -101,6 +104,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     for (name, _values), config in zip(entries, parsed.issuers, strict=True):
         messages.extend(_check_issuer(config, name))
     messages.extend(_check_user_ids(parsed))
+    messages.extend(_check_dpop_url(parsed))
     return messages
 
 
@@ -184,6 +188,7 @@ def _check_issuer(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
         *_check_urls(config, name),
         *_check_timing(config, name),
         *_check_token_type(config, name),
+        *_check_dpop_replay(config, name),
     ]
 
 
@@ -218,6 +223,51 @@ def _check_user_ids(parsed: JWTGuardSettings) -> list[CheckMessage]:
     ]
 
 
+def _per_process_backend(alias: str) -> type[Any] | None:
+    """The backend class of cache ``alias`` when its entries live in one process; None otherwise (or unknown)."""
+    backend = getattr(settings, "CACHES", {}).get(alias, {}).get("BACKEND", "")
+    try:
+        backend_class = import_string(backend)
+    except ImportError:
+        return None  # Django's own cache checks report a backend that cannot be imported.
+    if isinstance(backend_class, type) and issubclass(backend_class, PER_PROCESS_BACKENDS):
+        return backend_class
+    return None
+
+
+def _check_dpop_replay(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
+    backend = _per_process_backend(config.cache_alias) if config.dpop != "off" else None
+    if backend is None:
+        return []
+    return [
+        Warning(
+            f"{name('DPOP')} is {config.dpop!r} and {name('CACHE_ALIAS')} is {config.cache_alias!r}, a "
+            f"{backend.__name__} that lives in one process: a DPoP proof replayed to another worker or pod is "
+            "accepted there; each process refuses only the replays it sees itself.",
+            hint="Point CACHE_ALIAS at a cache every process shares (Redis), so that each proof's jti is spent "
+            "once for the whole deployment (docs/dpop.md, replay).",
+            id="jwtguard.W008",
+        )
+    ]
+
+
+def _check_dpop_url(parsed: JWTGuardSettings) -> list[CheckMessage]:
+    if not parsed.dpop_accepted or parsed.dpop_public_url is not None:
+        return []
+    if "*" not in getattr(settings, "ALLOWED_HOSTS", ()):
+        return []
+    return [
+        Warning(
+            f"{SETTINGS_NAME}['DPOP_PUBLIC_URL'] is not set while an issuer accepts DPoP and settings.ALLOWED_HOSTS "
+            "has '*': the Host header is anyone's to choose, so no request URL can be trusted for a proof's htu, "
+            "and every DPoP proof is refused (dpop_htu_mismatch).",
+            hint="Set DPOP_PUBLIC_URL to the origin clients call (e.g. 'https://api.example.com'), or list the "
+            "service's hosts in ALLOWED_HOSTS (docs/dpop.md, proxies and htu).",
+            id="jwtguard.W009",
+        )
+    ]
+
+
 def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
     caches = getattr(settings, "CACHES", {})
     if config.cache_alias not in caches:
@@ -229,12 +279,8 @@ def _check_cache(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
                 id="jwtguard.E005",
             )
         ]
-    backend = caches[config.cache_alias].get("BACKEND", "")
-    try:
-        backend_class = import_string(backend)
-    except ImportError:
-        return []  # Django's own cache checks report a backend that cannot be imported.
-    if isinstance(backend_class, type) and issubclass(backend_class, PER_PROCESS_BACKENDS):
+    backend_class = _per_process_backend(config.cache_alias)
+    if backend_class is not None:
         return [
             Warning(
                 f"{name('CACHE_ALIAS')} is {config.cache_alias!r}, a {backend_class.__name__} that lives in one "

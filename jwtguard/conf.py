@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -40,6 +41,8 @@ ISSUER_DEFAULTS: dict[str, Any] = {
     "TOKEN_TYPE": None,
     # False: TokenUser.id is the token's own sub; True or a label: "<ISSUER or label>#<sub>" (see jwtguard.user).
     "USER_ID_NAMESPACE": False,
+    # RFC 9449 sender-constrained tokens: "off" (Bearer only), "allowed" (DPoP or Bearer), "required" (DPoP only).
+    "DPOP": "off",
 }
 
 #: Keys that apply to the whole deployment.
@@ -51,7 +54,16 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "SCOPE_CLAIMS": ["scope", "scp"],
     # Verified tokens remembered per process (see jwtguard.tokencache); 0 turns the cache off.
     "TOKEN_CACHE_SIZE": 0,
+    # DPoP (RFC 9449; see jwtguard.dpop and docs/dpop.md).
+    "DPOP_ALGORITHMS": ["ES256", "RS256", "PS256", "EdDSA"],
+    "DPOP_PROOF_WINDOW": 60,
+    "DPOP_PUBLIC_URL": None,
+    "DPOP_NONCE": False,
+    "DPOP_NONCE_LIFETIME": 300,
 }
+
+#: The values ``DPOP`` may take, per issuer.
+DPOP_MODES = ("off", "allowed", "required")
 
 #: The largest ``TOKEN_CACHE_SIZE``: a bound on the memory the verified-token cache may take.
 MAX_TOKEN_CACHE_SIZE = 1_000_000
@@ -82,6 +94,8 @@ class IssuerConfig:
     #: ``USER_ID_NAMESPACE`` resolved: what user ids of this issuer are qualified with (``<namespace>#<sub>``);
     #: None: bare, as the token has them.
     user_id_namespace: str | None = None
+    #: ``DPOP``: "off" (Bearer only, as before DPoP), "allowed" (DPoP or Bearer), "required" (DPoP only).
+    dpop: str = "off"
 
     @property
     def discovery_url(self) -> str:
@@ -99,6 +113,25 @@ class JWTGuardSettings:
     scope_claims: tuple[str, ...]
     #: How many verified tokens each process remembers (``TOKEN_CACHE_SIZE``); 0: none.
     token_cache_size: int = 0
+    #: The ``alg`` names a DPoP proof may be signed with (``DPOP_ALGORITHMS``).
+    dpop_algorithms: tuple[str, ...] = ("ES256", "RS256", "PS256", "EdDSA")
+    #: How far a proof's ``iat`` may be from now, either way (``DPOP_PROOF_WINDOW``, seconds).
+    dpop_proof_window: float = 60.0
+    #: The origin clients reach this service at (``DPOP_PUBLIC_URL``), for ``htu``; None: the request's own.
+    dpop_public_url: str | None = None
+    #: Whether proofs must carry a server nonce (``DPOP_NONCE``), and how long each nonce window lasts.
+    dpop_nonce: bool = False
+    dpop_nonce_lifetime: float = 300.0
+
+    @property
+    def dpop_accepted(self) -> bool:
+        """Whether any issuer accepts DPoP: only then is ``Authorization: DPoP`` ours to answer."""
+        return any(config.dpop != "off" for config in self.issuers)
+
+    @property
+    def bearer_accepted(self) -> bool:
+        """Whether any issuer accepts a plain Bearer token (its ``DPOP`` is not ``"required"``)."""
+        return any(config.dpop != "required" for config in self.issuers)
 
     def issuer_for(self, iss: object) -> IssuerConfig | None:
         """The issuer a token is routed to by its unverified ``iss``: the one whose ``ISSUER`` equals it.
@@ -166,22 +199,22 @@ def dangerous_algorithms(algorithms: object) -> list[str]:
     return [alg for alg in algorithms if isinstance(alg, str) and is_dangerous(alg)]
 
 
-def _algorithms(values: Mapping[str, Any]) -> tuple[str, ...]:
-    algorithms = _strings(values, "ALGORITHMS", allow_single=False)
+def _algorithms(values: Mapping[str, Any], key: str = "ALGORITHMS") -> tuple[str, ...]:
+    algorithms = _strings(values, key, allow_single=False)
     if not algorithms:
-        raise _fail("ALGORITHMS", "must allow at least one algorithm.")
+        raise _fail(key, "must allow at least one algorithm.")
     for alg in algorithms:
         if is_dangerous(alg):
             if alg.lower() == "none":
-                raise _fail("ALGORITHMS", "must not contain 'none': unsigned tokens are never accepted.")
+                raise _fail(key, "must not contain 'none': unsigned tokens are never accepted.")
             raise _fail(
-                "ALGORITHMS",
+                key,
                 f"must not contain {alg!r}: keys come from a JWKS of public keys, and an HMAC algorithm "
                 "there lets anyone who has the public key forge tokens.",
             )
         if alg not in SUPPORTED:
             unsupported = f"contains unsupported {alg!r}{_cose_hint(alg)}"
-            raise _fail("ALGORITHMS", f"{unsupported}; use some of {sorted(SUPPORTED)}.")
+            raise _fail(key, f"{unsupported}; use some of {sorted(SUPPORTED)}.")
     return algorithms
 
 
@@ -255,6 +288,9 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
     audience_claim = merged["AUDIENCE_CLAIM"]
     if audience_claim not in AUDIENCE_CLAIMS:
         raise _fail("AUDIENCE_CLAIM", f"must be one of {list(AUDIENCE_CLAIMS)}, not {audience_claim!r}.")
+    dpop = merged["DPOP"]
+    if dpop not in DPOP_MODES:
+        raise _fail("DPOP", f"must be one of {list(DPOP_MODES)}, not {dpop!r}.")
     max_bytes = merged["JWKS_MAX_BYTES"]
     if not _is_integer(max_bytes, 1024):
         raise _fail("JWKS_MAX_BYTES", f"must be an integer of at least 1024, not {max_bytes!r}.")
@@ -275,6 +311,7 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
         token_type=_token_type(merged["TOKEN_TYPE"]),
         audience_claim=audience_claim,
         user_id_namespace=_user_id_namespace(merged["USER_ID_NAMESPACE"], issuer),
+        dpop=dpop,
     )
 
 
@@ -337,6 +374,32 @@ def parse_settings(raw: object) -> JWTGuardSettings:
         user_resolver=resolver,
         scope_claims=_strings(merged, "SCOPE_CLAIMS", allow_single=False),
         token_cache_size=token_cache_size,
+        dpop_algorithms=_algorithms(merged, "DPOP_ALGORITHMS"),
+        dpop_proof_window=_number(merged, "DPOP_PROOF_WINDOW", minimum=1),
+        dpop_public_url=_public_url(merged["DPOP_PUBLIC_URL"]),
+        dpop_nonce=_flag(merged, "DPOP_NONCE"),
+        dpop_nonce_lifetime=_number(merged, "DPOP_NONCE_LIFETIME", minimum=10),
+    )
+
+
+def _flag(values: Mapping[str, Any], key: str) -> bool:
+    value = values[key]
+    if not isinstance(value, bool):
+        raise _fail(key, f"must be True or False, not {value!r}.")
+    return value
+
+
+def _public_url(value: object) -> str | None:
+    """``DPOP_PUBLIC_URL``: an origin (scheme, host, port) and nothing more; the path comes from each request."""
+    if value is None:
+        return None
+    if isinstance(value, str) and is_http_url(value):
+        parts = urlsplit(value)
+        if parts.path in ("", "/") and not parts.query and not parts.fragment and not parts.username:
+            return f"{parts.scheme}://{parts.netloc}"
+    raise _fail(
+        "DPOP_PUBLIC_URL",
+        f"must be the origin clients call this service at, such as 'https://api.example.com' (no path), not {value!r}.",
     )
 
 

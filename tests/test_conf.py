@@ -214,3 +214,42 @@ def test_conf_reports_issuers_sharing_bare_user_ids() -> None:
     assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, b]})) == [a["ISSUER"], b["ISSUER"]]
     labelled = {**c, "USER_ID_NAMESPACE": "c"}
     assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, labelled]})) == []
+
+
+def test_dpop_defaults_to_off_and_is_set_per_issuer() -> None:
+    parsed = parse_settings(MINIMAL)
+    assert parsed.issuers[0].dpop == "off"
+    assert (parsed.dpop_accepted, parsed.bearer_accepted) == (False, True)
+    assert parsed.dpop_algorithms == ("ES256", "RS256", "PS256", "EdDSA")
+    two = parse_settings(
+        {"DPOP": "required", "ISSUERS": [MINIMAL, {**MINIMAL, "ISSUER": "https://b.example/", "DPOP": "allowed"}]}
+    )
+    assert [config.dpop for config in two.issuers] == ["required", "allowed"]
+    assert (two.dpop_accepted, two.bearer_accepted) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"DPOP": "on"}, "DPOP"),
+        ({"DPOP": True}, "DPOP"),
+        ({"DPOP_ALGORITHMS": ["HS256"]}, "DPOP_ALGORITHMS"),
+        ({"DPOP_ALGORITHMS": ["none"]}, "DPOP_ALGORITHMS"),
+        ({"DPOP_ALGORITHMS": []}, "DPOP_ALGORITHMS"),
+        ({"DPOP_PROOF_WINDOW": 0}, "DPOP_PROOF_WINDOW"),
+        ({"DPOP_PUBLIC_URL": "https://api.example.com/v1"}, "DPOP_PUBLIC_URL"),
+        ({"DPOP_PUBLIC_URL": "api.example.com"}, "DPOP_PUBLIC_URL"),
+        ({"DPOP_PUBLIC_URL": "https://api.example.com/?q"}, "DPOP_PUBLIC_URL"),
+        ({"DPOP_NONCE": "yes"}, "DPOP_NONCE"),
+        ({"DPOP_NONCE_LIFETIME": 1}, "DPOP_NONCE_LIFETIME"),
+    ],
+)
+def test_a_bad_dpop_setting_names_its_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=rf"\['{key}'\]"):
+        parse_settings({**MINIMAL, **raw})
+
+
+def test_the_public_url_is_kept_as_an_origin() -> None:
+    assert parse_settings({**MINIMAL, "DPOP_PUBLIC_URL": "https://API.example.com:8443/"}).dpop_public_url == (
+        "https://API.example.com:8443"
+    )

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jwtguard.testing.clients import TokenClients
+    from jwtguard.testing.dpop import DPoPKey
     from jwtguard.testing.issuer import FakeIssuer, Fault, SigningKey, generate_key
 
-__all__ = ["Fault", "FakeIssuer", "SigningKey", "TokenClients", "generate_key"]
+__all__ = ["DPoPKey", "Fault", "FakeIssuer", "SigningKey", "TokenClients", "generate_key"]
 
 _HOMES = {
+    "DPoPKey": "jwtguard.testing.dpop",
     "FakeIssuer": "jwtguard.testing.issuer",
     "Fault": "jwtguard.testing.issuer",
     "SigningKey": "jwtguard.testing.issuer",
