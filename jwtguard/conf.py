@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,7 +61,12 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "DPOP_PUBLIC_URL": None,
     "DPOP_NONCE": False,
     "DPOP_NONCE_LIFETIME": 300,
+    # RFC 9728 protected resource metadata (see jwtguard.views.protected_resource_metadata); None: not served.
+    "RESOURCE_METADATA": None,
 }
+
+#: RFC 9728 3: where a resource's metadata lives, between its host and its path.
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 #: The values ``DPOP`` may take, per issuer.
 DPOP_MODES = ("off", "allowed", "required")
@@ -122,6 +128,18 @@ class JWTGuardSettings:
     #: Whether proofs must carry a server nonce (``DPOP_NONCE``), and how long each nonce window lasts.
     dpop_nonce: bool = False
     dpop_nonce_lifetime: float = 300.0
+    #: ``RESOURCE_METADATA``: the RFC 9728 members given (``resource`` at least), or None.
+    resource_metadata: dict[str, Any] | None = field(default=None, hash=False)
+
+    @property
+    def resource_metadata_url(self) -> str | None:
+        """Where the resource's metadata is served (RFC 9728 3.1), named by every challenge; None: nowhere."""
+        if self.resource_metadata is None:
+            return None
+        parts = urlsplit(self.resource_metadata["resource"])
+        path = "" if parts.path == "/" else parts.path
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{parts.scheme}://{parts.netloc}{RESOURCE_METADATA_PATH}{path}{query}"
 
     @property
     def dpop_accepted(self) -> bool:
@@ -379,7 +397,28 @@ def parse_settings(raw: object) -> JWTGuardSettings:
         dpop_public_url=_public_url(merged["DPOP_PUBLIC_URL"]),
         dpop_nonce=_flag(merged, "DPOP_NONCE"),
         dpop_nonce_lifetime=_number(merged, "DPOP_NONCE_LIFETIME", minimum=10),
+        resource_metadata=_resource_metadata(merged["RESOURCE_METADATA"]),
     )
+
+
+def _resource_metadata(value: object) -> dict[str, Any] | None:
+    """``RESOURCE_METADATA``: JSON members with a ``resource`` that is an https URL without fragment (RFC 9728 2;
+    plain http on loopback, for development)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise _fail("RESOURCE_METADATA", f"must be None or a dict of RFC 9728 members, not {value!r}.")
+    resource = value.get("resource")
+    if not isinstance(resource, str) or not is_http_url(resource) or is_remote_plain_http(resource) or "#" in resource:
+        raise _fail(
+            "RESOURCE_METADATA",
+            f"must name the API's 'resource' identifier, an https URL without fragment, not {resource!r}.",
+        )
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise _fail("RESOURCE_METADATA", f"must hold JSON values only ({exc}).") from exc
+    return dict(value)
 
 
 def _flag(values: Mapping[str, Any], key: str) -> bool:

@@ -138,18 +138,19 @@ def challenge(error: JWTGuardError | None = None, *, scope: str | None = None) -
     settings = get_settings()
     if isinstance(error, AuthorizationHeaderMissing):
         error = None  # RFC 6750 3.1: no error code when the request had no credentials at all
+    metadata_url = settings.resource_metadata_url
+    # RFC 9728 5.1: where a client finds how to get a token for this API, on every challenge.
+    metadata = [] if metadata_url is None else [f"resource_metadata={_quote(metadata_url)}"]
     if not settings.dpop_accepted:
-        return f"{SCHEME} " + ", ".join([f"realm={_quote(REALM)}", *_error_parts(error, scope)])
+        return f"{SCHEME} " + ", ".join([f"realm={_quote(REALM)}", *_error_parts(error, scope), *metadata])
     on_dpop = isinstance(error, DPoPError) or not settings.bearer_accepted
     challenges = []
     if settings.bearer_accepted:
-        challenges.append(
-            f"{SCHEME} " + ", ".join([f"realm={_quote(REALM)}", *_error_parts(None if on_dpop else error, scope)])
-        )
-    dpop_parts = [f"algs={_quote(' '.join(settings.dpop_algorithms))}"]
-    if on_dpop:
-        dpop_parts[:0] = _error_parts(error, scope if not settings.bearer_accepted else None)
-    challenges.append(f"{DPOP} " + ", ".join([f"realm={_quote(REALM)}", *dpop_parts]))
+        bearer_error = _error_parts(None if on_dpop else error, scope)
+        challenges.append(f"{SCHEME} " + ", ".join([f"realm={_quote(REALM)}", *bearer_error, *metadata]))
+    dpop_error = _error_parts(error, scope if not settings.bearer_accepted else None) if on_dpop else []
+    algs = f"algs={_quote(' '.join(settings.dpop_algorithms))}"
+    challenges.append(f"{DPOP} " + ", ".join([f"realm={_quote(REALM)}", *dpop_error, algs, *metadata]))
     return ", ".join(challenges)
 
 

@@ -253,3 +253,31 @@ def test_the_public_url_is_kept_as_an_origin() -> None:
     assert parse_settings({**MINIMAL, "DPOP_PUBLIC_URL": "https://API.example.com:8443/"}).dpop_public_url == (
         "https://API.example.com:8443"
     )
+
+
+def test_resource_metadata_and_where_it_is_served() -> None:
+    assert parse_settings(MINIMAL).resource_metadata_url is None
+    for resource, url in [
+        ("https://api.example.com", "https://api.example.com/.well-known/oauth-protected-resource"),
+        ("https://api.example.com/", "https://api.example.com/.well-known/oauth-protected-resource"),
+        ("https://api.example.com/v1", "https://api.example.com/.well-known/oauth-protected-resource/v1"),
+        ("http://127.0.0.1:8000/", "http://127.0.0.1:8000/.well-known/oauth-protected-resource"),
+    ]:
+        parsed = parse_settings({**MINIMAL, "RESOURCE_METADATA": {"resource": resource}})
+        assert parsed.resource_metadata_url == url
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {"resource": "http://api.example.com"},
+        {"resource": "https://api.example.com#frag"},
+        {"resource": "https://api.example.com", "scopes_supported": {1, 2}},
+        {"resource": "https://api.example.com", 3: "x"},
+        ["https://api.example.com"],
+    ],
+)
+def test_bad_resource_metadata_names_its_key(value: object) -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"\['RESOURCE_METADATA'\]"):
+        parse_settings({**MINIMAL, "RESOURCE_METADATA": value})
