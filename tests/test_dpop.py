@@ -450,3 +450,16 @@ def test_the_docs_client_makes_proofs_jwtguard_accepts(issuer: FakeIssuer, dpop:
     token = issuer.mint(cnf={"jkt": thumbprint(namespace["jwk"])})
     response = send(DRF_URL, token, namespace["proof"]("GET", PUBLIC + DRF_URL, token))
     assert response.status_code == 200, response.content
+
+
+def test_a_door_without_dpop_presents_a_bearer_token(issuer: FakeIssuer, dpop: Any, client_key: DPoPKey) -> None:
+    """``validate_token`` and Channels pass no presentation: what holds for a Bearer token holds for them."""
+    import jwtguard
+    from jwtguard.exceptions import DPoPDowngrade, DPoPRequired
+
+    assert jwtguard.validate_token(issuer.mint()).claims["sub"] == "user-1"
+    with pytest.raises(DPoPDowngrade):
+        jwtguard.validate_token(issuer.mint(cnf=client_key.cnf))
+    dpop("required")
+    with pytest.raises(DPoPRequired):
+        jwtguard.validate_token(issuer.mint())
