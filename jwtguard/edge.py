@@ -110,11 +110,12 @@ def request_url(request: HttpRequest) -> str | None:
         return None
 
 
-def presentation(request: HttpRequest, scheme: str) -> Presentation:
-    """How the token of ``request`` came: its scheme, and for DPoP the proof (exactly one ``DPoP`` header; the
-    proof of several joined by a comma is refused as no proof) and the method and URL it must name."""
+def presentation(request: HttpRequest, scheme: str) -> Presentation | None:
+    """How the token of ``request`` came: None for a Bearer token (the validator's default, and its fast path);
+    for DPoP the proof (exactly one ``DPoP`` header; several, which arrive joined by a comma, are no proof) and
+    the method and URL it must name."""
     if scheme != DPOP:
-        return Presentation(scheme=scheme)
+        return None
     proof = request.headers.get("DPoP")
     return Presentation(
         scheme=DPOP,
@@ -237,7 +238,7 @@ def request_user(request: HttpRequest) -> Any:
 # Authenticating a plain Django request, sync and async.
 
 
-def _raw_token(request: HttpRequest) -> tuple[str, Presentation] | None:
+def _raw_token(request: HttpRequest) -> tuple[str, Presentation | None] | None:
     # Never strict here: a request without a Bearer token is someone else's business (sessions, public views).
     found = credentials(request.headers.get("Authorization"), strict=False, dpop=get_settings().dpop_accepted)
     if found is None:

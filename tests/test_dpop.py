@@ -463,3 +463,14 @@ def test_a_door_without_dpop_presents_a_bearer_token(issuer: FakeIssuer, dpop: A
     dpop("required")
     with pytest.raises(DPoPRequired):
         jwtguard.validate_token(issuer.mint())
+
+
+@pytest.mark.usefixtures("middleware")
+def test_drf_behind_the_middleware_checks_the_proof_once(issuer: FakeIssuer, dpop: Any, client_key: DPoPKey) -> None:
+    """The middleware spends the proof; DRF reuses the token it verified instead of spending the proof again."""
+    token = issuer.mint(cnf=client_key.cnf, scope="read:friends")
+    url = "/jwt/drf/scoped"
+    proof = client_key.proof("GET", PUBLIC + url, access_token=token)
+    assert send(url, token, proof).status_code == 200
+    replay = send(url, token, proof)
+    assert (replay.status_code, code_of(replay)) == (401, "dpop_replayed")
