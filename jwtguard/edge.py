@@ -24,13 +24,13 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.encoding import escape_uri_path
 
-from jwtguard.conf import get_settings
+from jwtguard.conf import JWTGuardSettings, get_settings
 from jwtguard.dpop import BEARER, DPOP, Presentation, current_nonce, normalise_url
 from jwtguard.exceptions import (
     AuthorizationHeaderInvalid,
@@ -136,13 +136,16 @@ def challenge(error: JWTGuardError | None = None, *, scope: str | None = None) -
     ``Bearer`` one while some issuer accepts Bearer tokens, alone otherwise. A DPoP refusal names its error on
     the ``DPoP`` challenge, any other on the ``Bearer`` one (on the ``DPoP`` one when it is alone).
     """
-    settings = get_settings()
+    try:
+        settings: JWTGuardSettings | None = get_settings()
+    except ImproperlyConfigured:
+        settings = None  # a refusal must still be answered: the plain Bearer challenge
     if isinstance(error, AuthorizationHeaderMissing):
         error = None  # RFC 6750 3.1: no error code when the request had no credentials at all
-    metadata_url = settings.resource_metadata_url
+    metadata_url = None if settings is None else settings.resource_metadata_url
     # RFC 9728 5.1: where a client finds how to get a token for this API, on every challenge.
     metadata = [] if metadata_url is None else [f"resource_metadata={_quote(metadata_url)}"]
-    if not settings.dpop_accepted:
+    if settings is None or not settings.dpop_accepted:
         return f"{SCHEME} " + ", ".join([f"realm={_quote(REALM)}", *_error_parts(error, scope), *metadata])
     on_dpop = isinstance(error, DPoPError) or not settings.bearer_accepted
     challenges = []
