@@ -130,7 +130,10 @@ def normalise_url(url: str) -> str | None:
     if ":" in host:
         host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = quote(unquote(parts.path), safe=_PATH_SAFE) or "/"
+    try:
+        path = quote(unquote(parts.path), safe=_PATH_SAFE) or "/"
+    except UnicodeError:  # a lone surrogate, which JSON's "\ud800" can give: no URL
+        return None
     return f"{scheme}://{netloc}{path}"
 
 
@@ -250,7 +253,11 @@ def verify_proof(
     iat = claims.get("iat")
     if len(jti) > MAX_JTI_LENGTH:
         raise DPoPInvalidProof(f"the proof's jti is over {MAX_JTI_LENGTH} characters")
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool) or not math.isfinite(iat):
+    if (
+        not isinstance(iat, (int, float))
+        or isinstance(iat, bool)
+        or (isinstance(iat, float) and not math.isfinite(iat))
+    ):
         raise DPoPInvalidProof("the proof's iat is missing or not a number")
     if htm != presentation.method:
         raise DPoPHtmMismatch(f"htm {htm[:20]!r} is not the request's method {presentation.method!r}")
@@ -258,10 +265,12 @@ def verify_proof(
         raise DPoPHtuMismatch("the request's public URL cannot be known (set DPOP_PUBLIC_URL)")
     if normalise_url(htu) != presentation.url:
         raise DPoPHtuMismatch(f"htu {htu[:200]!r} is not the request's URL {presentation.url!r}")
-    if abs(now - iat) > settings.dpop_proof_window:
+    # Compared, never subtracted: an int and a float compare exactly, and an iat of 10**400 overflows no float.
+    if not now - settings.dpop_proof_window <= iat <= now + settings.dpop_proof_window:
         raise DPoPStale(f"iat {iat} is more than DPOP_PROOF_WINDOW {settings.dpop_proof_window}s from now")
     ath = claims.get("ath")
-    if not isinstance(ath, str) or not hmac.compare_digest(ath.encode(), access_token_hash(access_token).encode()):
+    expected = access_token_hash(access_token).encode()
+    if not isinstance(ath, str) or not hmac.compare_digest(ath.encode("utf-8", "replace"), expected):
         raise DPoPAthMismatch("the proof's ath is missing or not the hash of the access token")
     if settings.dpop_nonce and not nonce_is_current(claims.get("nonce"), now, settings.dpop_nonce_lifetime):
         raise DPoPNonceRequired("the proof has no nonce, or not a current one")

@@ -384,21 +384,43 @@ def test_any_dpop_header_gives_a_401_or_a_valid_answer(header: bytes, issuer: Fa
     assert str(code_of(response)).startswith("dpop_")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+#: What a proof's claim may hold: any JSON scalar, huge integers and lone surrogates ("\ud800") included.
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=()), max_size=40)
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     claims=st.dictionaries(
-        st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce"]), st.from_type(object) | st.none()
+        st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce"]),
+        JSON_SCALARS | st.lists(JSON_SCALARS, max_size=3) | st.dictionaries(st.text(max_size=5), JSON_SCALARS),
     )
 )
 def test_any_proof_claims_give_a_401_or_a_valid_answer(
     claims: dict[str, Any], issuer: FakeIssuer, dpop: Any, client_key: DPoPKey
 ) -> None:
     token = issuer.mint(cnf=client_key.cnf)
-    try:
-        proof = client_key.proof("GET", PUBLIC + DRF_URL, access_token=token, **claims)
-    except (TypeError, ValueError):
-        return  # not JSON: no proof to send
-    response = send(DRF_URL, token, proof)
+    response = send(DRF_URL, token, client_key.proof("GET", PUBLIC + DRF_URL, access_token=token, **claims))
+    assert response.status_code in (200, 401)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    header=st.dictionaries(
+        st.sampled_from(["typ", "alg", "jwk", "crit", "b64", "kid"]),
+        JSON_SCALARS | st.dictionaries(st.sampled_from(["kty", "crv", "x", "y", "n", "e", "d"]), JSON_SCALARS),
+    )
+)
+def test_any_proof_header_gives_a_401_or_a_valid_answer(
+    header: dict[str, Any], issuer: FakeIssuer, dpop: Any, client_key: DPoPKey
+) -> None:
+    token = issuer.mint(cnf=client_key.cnf)
+    response = send(DRF_URL, token, client_key.proof("GET", PUBLIC + DRF_URL, access_token=token, headers=header))
     assert response.status_code in (200, 401)
 
 
@@ -474,3 +496,23 @@ def test_drf_behind_the_middleware_checks_the_proof_once(issuer: FakeIssuer, dpo
     assert send(url, token, proof).status_code == 200
     replay = send(url, token, proof)
     assert (replay.status_code, code_of(replay)) == (401, "dpop_replayed")
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"iat": 10**400}, "dpop_stale"),
+        ({"iat": -(10**400)}, "dpop_stale"),
+        ({"iat": 1e308}, "dpop_stale"),
+        ({"htu": "http://testserver/\ud800"}, "dpop_htu_mismatch"),
+        ({"ath": "\ud800"}, "dpop_ath_mismatch"),
+        ({"jti": "\ud800" * 3}, None),
+        ({"htm": "\ud800"}, "dpop_htm_mismatch"),
+        ({"nonce": "\ud800"}, None),
+    ],
+)
+def test_hostile_claim_values_are_refused_or_harmless(
+    issuer: FakeIssuer, dpop: Any, client_key: DPoPKey, claims: dict[str, Any], code: str | None
+) -> None:
+    status, found = _refusal(issuer, client_key, **claims)
+    assert (status, found) == ((200, None) if code is None else (401, code))
