@@ -51,6 +51,10 @@ def render(results: dict[str, Any]) -> str:
         for algorithm, rows in cpu["drf"].items():
             columns = [(h, k, f) if k != "ratio_to_floor" else ("ratio to DRF+floor", k, f) for h, k, f in CPU_COLUMNS]
             parts.append(_table(f"Per-request CPU, one DRF request ({algorithm}, APIRequestFactory)", columns, rows))
+        for algorithm, rows in cpu.get("dpop", {}).items():
+            columns = [(h, k, f) if k != "ratio_to_floor" else ("ratio to Bearer", k, f) for h, k, f in CPU_COLUMNS]
+            title = f"Per-request CPU, DPoP against Bearer ({algorithm} token, ES256 proof, DPOP allowed, Redis)"
+            parts.append(_table(title, columns, rows))
     fetches = results.get("fetches")
     if fetches:
         title = (

@@ -19,6 +19,12 @@ VALIDATE_NAMES = {
 DRF_FLOOR = "DRF view + floor class"
 # Contenders that fetch the key set on every call: a few calls per sample are plenty.
 SLOW_CAP = 8
+#: The DPoP comparison: the same DRF view and class, one issuer with DPOP "allowed", a Bearer token against a
+#: DPoP-bound token with a fresh ES256 proof per request (made before timing: a proof can be used only once).
+DPOP_BEARER = "DRF view + jwtguard, Bearer token"
+DPOP_REQUEST = "DRF view + jwtguard, DPoP token + proof"
+DPOP_CAP = 200
+DPOP_URL = "http://testserver/bench"
 
 
 def _fetches_per_call(issuer: RemoteIssuer, function: Callable[[], object], calls: int = 10) -> float:
@@ -95,6 +101,48 @@ def drf_contenders(issuer: RemoteIssuer) -> dict[str, Callable[[], object]]:
     }
 
 
+def dpop_contenders(issuer: RemoteIssuer, proofs: int) -> dict[str, Callable[[], object]]:
+    """A Bearer request and a DPoP request through the same view: the proof's price is the difference (one ES256
+    signature check, the claims, one ``cache.add`` on the shared Redis)."""
+    from rest_framework.test import APIRequestFactory
+
+    from benchmarks import contenders as c
+    from jwtguard.authentication import JWTAccessTokenAuthentication
+    from jwtguard.testing import DPoPKey
+
+    factory = APIRequestFactory()
+    view = c.as_view(JWTAccessTokenAuthentication)
+    key = DPoPKey("ES256")
+    bearer = f"Bearer {issuer.mint('RS256', sub='bench-user', scope='read write')}"
+    bound = issuer.mint("RS256", sub="bench-user", scope="read write", cnf=key.cnf)
+    fresh = iter([key.proof("GET", DPOP_URL, access_token=bound) for _ in range(proofs)])
+
+    def check(response: Any) -> object:
+        response.render()
+        if response.status_code != 200:
+            raise RuntimeError(f"answered {response.status_code}: {response.content[:200]!r}")
+        return response
+
+    return {
+        DPOP_BEARER: lambda: check(view(factory.get("/bench", HTTP_AUTHORIZATION=bearer))),
+        DPOP_REQUEST: lambda: check(
+            view(factory.get("/bench", HTTP_AUTHORIZATION=f"DPoP {bound}", HTTP_DPOP=next(fresh)))
+        ),
+    }
+
+
+def run_dpop(issuer: RemoteIssuer, *, rounds: int, sample_seconds: float) -> list[dict[str, Any]]:
+    from django.test import override_settings
+
+    config = issuer.jwtguard_settings(DPOP="allowed", DPOP_PUBLIC_URL=DPOP_URL.rsplit("/", 1)[0])
+    with override_settings(JWTGUARD=config):
+        # Enough proofs for every call: calibration, then at most DPOP_CAP calls per round.
+        functions = dpop_contenders(issuer, proofs=rounds * DPOP_CAP + 100)
+        caps = {DPOP_BEARER: DPOP_CAP, DPOP_REQUEST: DPOP_CAP}
+        samples = interleaved(functions, baseline=DPOP_BEARER, rounds=rounds, sample_seconds=sample_seconds, caps=caps)
+    return _report(samples, {})
+
+
 def run(issuer: RemoteIssuer, *, rounds: int, sample_seconds: float) -> dict[str, Any]:
     slow = {VALIDATE_NAMES["article"]: SLOW_CAP, "DRF view + article's class": SLOW_CAP}
     results: dict[str, Any] = {"validate": {}, "drf": {}}
@@ -107,4 +155,5 @@ def run(issuer: RemoteIssuer, *, rounds: int, sample_seconds: float) -> dict[str
     samples = interleaved(functions, baseline=DRF_FLOOR, rounds=rounds, sample_seconds=sample_seconds, caps=slow)
     fetches = {name: _fetches_per_call(issuer, function) for name, function in functions.items()}
     results["drf"]["RS256"] = _report(samples, fetches)
+    results["dpop"] = {"RS256": run_dpop(issuer, rounds=rounds, sample_seconds=sample_seconds)}
     return results

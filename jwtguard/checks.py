@@ -68,6 +68,8 @@ CHECK_IDS: dict[str, str] = {
     "jwtguard.W008": "CACHE_ALIAS names a cache that reads from replicas (SentinelClient, several Redis LOCATIONs, "
     "a cluster reading from replicas)",
     "jwtguard.W009": "CACHE_ALIAS names django-redis with IGNORE_EXCEPTIONS (or DJANGO_REDIS_IGNORE_EXCEPTIONS)",
+    "jwtguard.W010": "DPOP is on for an issuer whose CACHE_ALIAS is per-process: replays refused per process only",
+    "jwtguard.W011": "DPOP is on, DPOP_PUBLIC_URL is unset and ALLOWED_HOSTS has '*': every DPoP proof is refused",
     "jwtguard.I001": "AUDIENCE looks like a client id (no ':' nor '/') and TOKEN_TYPE is not set: ID tokens may pass",
 }
 
@@ -85,6 +87,7 @@ SECURITY_CHECK_IDS = frozenset(
         "jwtguard.W002",
         "jwtguard.W006",
         "jwtguard.W007",
+        "jwtguard.W010",
     }
 )
 
@@ -121,6 +124,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         config = next(patterns).template if is_issuer_pattern(values.get("ISSUER")) else next(statics)
         messages.extend(_check_issuer(config, name))
     messages.extend(_check_user_ids(parsed))
+    messages.extend(_check_dpop_url(parsed))
     return messages
 
 
@@ -226,6 +230,7 @@ def _check_issuer(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
         *_check_urls(config, name),
         *_check_timing(config, name),
         *_check_token_type(config, name),
+        *_check_dpop_replay(config, name),
     ]
 
 
@@ -256,6 +261,51 @@ def _check_user_ids(parsed: JWTGuardSettings) -> list[CheckMessage]:
             hint="Set USER_ID_NAMESPACE to True (ids become '<ISSUER>#<sub>'), or give issuers whose users are "
             "one population the same label; docs/settings.md weighs the ids changing once.",
             id="jwtguard.W007",
+        )
+    ]
+
+
+def _per_process_backend(alias: str) -> type[Any] | None:
+    """The backend class of cache ``alias`` when its entries live in one process; None otherwise (or unknown)."""
+    backend = getattr(settings, "CACHES", {}).get(alias, {}).get("BACKEND", "")
+    try:
+        backend_class = import_string(backend)
+    except ImportError:
+        return None  # Django's own cache checks report a backend that cannot be imported.
+    if isinstance(backend_class, type) and issubclass(backend_class, PER_PROCESS_BACKENDS):
+        return backend_class
+    return None
+
+
+def _check_dpop_replay(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
+    backend = _per_process_backend(config.cache_alias) if config.dpop != "off" else None
+    if backend is None:
+        return []
+    return [
+        Warning(
+            f"{name('DPOP')} is {config.dpop!r} and {name('CACHE_ALIAS')} is {config.cache_alias!r}, a "
+            f"{backend.__name__} that lives in one process: a DPoP proof replayed to another worker or pod is "
+            "accepted there; each process refuses only the replays it sees itself.",
+            hint="Point CACHE_ALIAS at a cache every process shares (Redis), so that each proof's jti is spent "
+            "once for the whole deployment (docs/dpop.md, replay).",
+            id="jwtguard.W010",
+        )
+    ]
+
+
+def _check_dpop_url(parsed: JWTGuardSettings) -> list[CheckMessage]:
+    if not parsed.dpop_accepted or parsed.dpop_public_url is not None:
+        return []
+    if "*" not in getattr(settings, "ALLOWED_HOSTS", ()):
+        return []
+    return [
+        Warning(
+            f"{SETTINGS_NAME}['DPOP_PUBLIC_URL'] is not set while an issuer accepts DPoP and settings.ALLOWED_HOSTS "
+            "has '*': the Host header is anyone's to choose, so no request URL can be trusted for a proof's htu, "
+            "and every DPoP proof is refused (dpop_htu_mismatch).",
+            hint="Set DPOP_PUBLIC_URL to the origin clients call (e.g. 'https://api.example.com'), or list the "
+            "service's hosts in ALLOWED_HOSTS (docs/dpop.md, proxies and htu).",
+            id="jwtguard.W011",
         )
     ]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -46,6 +48,8 @@ ISSUER_DEFAULTS: dict[str, Any] = {
     "DISTRUSTED_KIDS": [],
     # An ISSUER pattern only: {claim: placeholder}; the placeholder's value must equal that verified claim.
     "BIND_CLAIMS": {},
+    # RFC 9449 sender-constrained tokens: "off" (Bearer only), "allowed" (DPoP or Bearer), "required" (DPoP only).
+    "DPOP": "off",
 }
 
 #: ``TOKEN_CACHE_BYTES`` unless set (docs/performance.md says why the cache is on by default).
@@ -70,7 +74,21 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "ISSUER_SOURCE_TIMEOUT": 5,
     # Issuers resolved from patterns or the source, and their key providers, held per process (an LRU).
     "ISSUER_CACHE_SIZE": 100,
+    # DPoP (RFC 9449; see jwtguard.dpop and docs/dpop.md).
+    "DPOP_ALGORITHMS": ["ES256", "RS256", "PS256", "EdDSA"],
+    "DPOP_PROOF_WINDOW": 60,
+    "DPOP_PUBLIC_URL": None,
+    "DPOP_NONCE": False,
+    "DPOP_NONCE_LIFETIME": 300,
+    # RFC 9728 protected resource metadata (see jwtguard.views.protected_resource_metadata); None: not served.
+    "RESOURCE_METADATA": None,
 }
+
+#: RFC 9728 3: where a resource's metadata lives, between its host and its path.
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+#: The values ``DPOP`` may take, per issuer.
+DPOP_MODES = ("off", "allowed", "required")
 
 #: The largest ``TOKEN_CACHE_SIZE``.
 MAX_TOKEN_CACHE_SIZE = 1_000_000
@@ -112,6 +130,8 @@ class IssuerConfig:
     #: Where the issuer came from: None for ``ISSUERS``, else the pattern or ``"ISSUER_SOURCE"``. Such issuers
     #: are resolved at run time, so their key providers live in a bounded LRU (``jwks.get_provider``).
     origin: str | None = None
+    #: ``DPOP``: "off" (Bearer only, as before DPoP), "allowed" (DPoP or Bearer), "required" (DPoP only).
+    dpop: str = "off"
 
     @property
     def discovery_url(self) -> str:
@@ -148,6 +168,42 @@ class JWTGuardSettings:
     issuer_cache_size: int = 100
     #: The issuer keys at the top level, which each ``ISSUER_SOURCE`` answer is read over.
     shared_issuer_values: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: The ``alg`` names a DPoP proof may be signed with (``DPOP_ALGORITHMS``).
+    dpop_algorithms: tuple[str, ...] = ("ES256", "RS256", "PS256", "EdDSA")
+    #: How far a proof's ``iat`` may be from now, either way (``DPOP_PROOF_WINDOW``, seconds).
+    dpop_proof_window: float = 60.0
+    #: The origin clients reach this service at (``DPOP_PUBLIC_URL``), for ``htu``; None: the request's own.
+    dpop_public_url: str | None = None
+    #: Whether proofs must carry a server nonce (``DPOP_NONCE``), and how long each nonce window lasts.
+    dpop_nonce: bool = False
+    dpop_nonce_lifetime: float = 300.0
+    #: ``RESOURCE_METADATA``: the RFC 9728 members given (``resource`` at least), or None.
+    resource_metadata: dict[str, Any] | None = field(default=None, hash=False)
+
+    @property
+    def resource_metadata_url(self) -> str | None:
+        """Where the resource's metadata is served (RFC 9728 3.1), named by every challenge; None: nowhere."""
+        if self.resource_metadata is None:
+            return None
+        parts = urlsplit(self.resource_metadata["resource"])
+        path = "" if parts.path == "/" else parts.path
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{parts.scheme}://{parts.netloc}{RESOURCE_METADATA_PATH}{path}{query}"
+
+    @property
+    def dpop_accepted(self) -> bool:
+        """Whether any issuer accepts DPoP: only then is ``Authorization: DPoP`` ours to answer."""
+        return any(config.dpop != "off" for config in self._static_configs)
+
+    @property
+    def bearer_accepted(self) -> bool:
+        """Whether any issuer accepts a plain Bearer token (its ``DPOP`` is not ``"required"``)."""
+        return any(config.dpop != "required" for config in self._static_configs)
+
+    @property
+    def _static_configs(self) -> tuple[IssuerConfig, ...]:
+        """The issuers and the patterns' templates (``ISSUER_SOURCE`` answers are not known in advance)."""
+        return self.issuers + tuple(pattern.template for pattern in self.patterns)
 
     def issuer_for(self, iss: object) -> IssuerConfig | None:
         """The issuer a token is routed to by its unverified ``iss``: the one whose ``ISSUER`` equals it.
@@ -215,22 +271,22 @@ def dangerous_algorithms(algorithms: object) -> list[str]:
     return [alg for alg in algorithms if isinstance(alg, str) and is_dangerous(alg)]
 
 
-def _algorithms(values: Mapping[str, Any]) -> tuple[str, ...]:
-    algorithms = _strings(values, "ALGORITHMS", allow_single=False)
+def _algorithms(values: Mapping[str, Any], key: str = "ALGORITHMS") -> tuple[str, ...]:
+    algorithms = _strings(values, key, allow_single=False)
     if not algorithms:
-        raise _fail("ALGORITHMS", "must allow at least one algorithm.")
+        raise _fail(key, "must allow at least one algorithm.")
     for alg in algorithms:
         if is_dangerous(alg):
             if alg.lower() == "none":
-                raise _fail("ALGORITHMS", "must not contain 'none': unsigned tokens are never accepted.")
+                raise _fail(key, "must not contain 'none': unsigned tokens are never accepted.")
             raise _fail(
-                "ALGORITHMS",
+                key,
                 f"must not contain {alg!r}: keys come from a JWKS of public keys, and an HMAC algorithm "
                 "there lets anyone who has the public key forge tokens.",
             )
         if alg not in SUPPORTED:
             unsupported = f"contains unsupported {alg!r}{_cose_hint(alg)}"
-            raise _fail("ALGORITHMS", f"{unsupported}; use some of {sorted(SUPPORTED)}.")
+            raise _fail(key, f"{unsupported}; use some of {sorted(SUPPORTED)}.")
     return algorithms
 
 
@@ -306,6 +362,9 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
     audience_claim = merged["AUDIENCE_CLAIM"]
     if audience_claim not in AUDIENCE_CLAIMS:
         raise _fail("AUDIENCE_CLAIM", f"must be one of {list(AUDIENCE_CLAIMS)}, not {audience_claim!r}.")
+    dpop = merged["DPOP"]
+    if dpop not in DPOP_MODES:
+        raise _fail("DPOP", f"must be one of {list(DPOP_MODES)}, not {dpop!r}.")
     max_bytes = merged["JWKS_MAX_BYTES"]
     if not _is_integer(max_bytes, 1024):
         raise _fail("JWKS_MAX_BYTES", f"must be an integer of at least 1024, not {max_bytes!r}.")
@@ -327,6 +386,7 @@ def _issuer_config(values: Mapping[str, Any], where: str) -> IssuerConfig:
         audience_claim=audience_claim,
         user_id_namespace=_user_id_namespace(merged["USER_ID_NAMESPACE"], issuer),
         distrusted_kids=frozenset(_strings(merged, "DISTRUSTED_KIDS", allow_single=False)),
+        dpop=dpop,
     )
 
 
@@ -410,6 +470,53 @@ def parse_settings(raw: object) -> JWTGuardSettings:
         scope_claims=_strings(merged, "SCOPE_CLAIMS", allow_single=False),
         token_cache_bytes=token_cache_bytes,
         token_cache_size=token_cache_size,
+        dpop_algorithms=_algorithms(merged, "DPOP_ALGORITHMS"),
+        dpop_proof_window=_number(merged, "DPOP_PROOF_WINDOW", minimum=1),
+        dpop_public_url=_public_url(merged["DPOP_PUBLIC_URL"]),
+        dpop_nonce=_flag(merged, "DPOP_NONCE"),
+        dpop_nonce_lifetime=_number(merged, "DPOP_NONCE_LIFETIME", minimum=10),
+        resource_metadata=_resource_metadata(merged["RESOURCE_METADATA"]),
+    )
+
+
+def _resource_metadata(value: object) -> dict[str, Any] | None:
+    """``RESOURCE_METADATA``: JSON members with a ``resource`` that is an https URL without fragment (RFC 9728 2;
+    plain http on loopback, for development)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise _fail("RESOURCE_METADATA", f"must be None or a dict of RFC 9728 members, not {value!r}.")
+    resource = value.get("resource")
+    if not isinstance(resource, str) or not is_http_url(resource) or is_remote_plain_http(resource) or "#" in resource:
+        raise _fail(
+            "RESOURCE_METADATA",
+            f"must name the API's 'resource' identifier, an https URL without fragment, not {resource!r}.",
+        )
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise _fail("RESOURCE_METADATA", f"must hold JSON values only ({exc}).") from exc
+    return dict(value)
+
+
+def _flag(values: Mapping[str, Any], key: str) -> bool:
+    value = values[key]
+    if not isinstance(value, bool):
+        raise _fail(key, f"must be True or False, not {value!r}.")
+    return value
+
+
+def _public_url(value: object) -> str | None:
+    """``DPOP_PUBLIC_URL``: an origin (scheme, host, port) and nothing more; the path comes from each request."""
+    if value is None:
+        return None
+    if isinstance(value, str) and is_http_url(value):
+        parts = urlsplit(value)
+        if parts.path in ("", "/") and not parts.query and not parts.fragment and not parts.username:
+            return f"{parts.scheme}://{parts.netloc}"
+    raise _fail(
+        "DPOP_PUBLIC_URL",
+        f"must be the origin clients call this service at, such as 'https://api.example.com' (no path), not {value!r}.",
     )
 
 

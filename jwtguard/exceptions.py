@@ -13,6 +13,10 @@ NO_VALID_KID = "JWT does not have a valid Key ID"
 INVALID = "Bearer token is invalid"
 KEYS_UNAVAILABLE = "signing keys unavailable — the token is not at fault"
 ISSUER_LOOKUP_UNAVAILABLE = "issuer lookup unavailable — the token is not at fault"
+DPOP_INVALID = "DPoP proof is invalid"
+DPOP_MISSING = "DPoP proof is missing"
+DPOP_NONCE = "DPoP proof must carry the server's current nonce"
+DPOP_REQUIRED = "token must be presented with DPoP"
 
 
 class JWTGuardError(Exception):
@@ -148,6 +152,97 @@ class InvalidClaim(InvalidToken):
     """Raised when a registered claim has the wrong JSON type (``exp`` as a string, ``sub`` as a number)."""
 
     code = "invalid_claim"
+
+
+class DPoPError(TokenError):
+    """Root of the refusals of RFC 9449 (DPoP); ``challenge_error`` is the ``error`` of the ``DPoP`` challenge."""
+
+    code = "invalid_dpop_proof"
+    detail = DPOP_INVALID
+    #: RFC 9449 7.1: ``invalid_dpop_proof`` for the proof's faults, ``invalid_token`` for the token's,
+    #: ``use_dpop_nonce`` when the server wants its nonce in the proof.
+    challenge_error = "invalid_dpop_proof"
+
+
+class DPoPProofMissing(DPoPError):
+    """Raised when a token is presented with the ``DPoP`` scheme but without exactly one ``DPoP`` header."""
+
+    code = "dpop_proof_missing"
+    detail = DPOP_MISSING
+
+
+class DPoPInvalidProof(DPoPError):
+    """Raised when the ``DPoP`` header is no valid proof: not a JWT, wrong ``typ``, ``alg`` or ``jwk``, bad
+    signature, a claim missing or of the wrong type."""
+
+    code = "dpop_invalid_proof"
+
+
+class DPoPHtmMismatch(DPoPError):
+    """Raised when the proof's ``htm`` is not the request's method."""
+
+    code = "dpop_htm_mismatch"
+
+
+class DPoPHtuMismatch(DPoPError):
+    """Raised when the proof's ``htu`` is not the request's URL (or the URL cannot be known: no trusted host)."""
+
+    code = "dpop_htu_mismatch"
+
+
+class DPoPAthMismatch(DPoPError):
+    """Raised when the proof's ``ath`` is missing or not the hash of the access token presented with it."""
+
+    code = "dpop_ath_mismatch"
+
+
+class DPoPKeyMismatch(DPoPError):
+    """Raised when the token's ``cnf.jkt`` is not the thumbprint of the proof's key (or the token is unbound)."""
+
+    code = "dpop_key_mismatch"
+    challenge_error = "invalid_token"
+
+
+class DPoPStale(DPoPError):
+    """Raised when the proof's ``iat`` is outside ``DPOP_PROOF_WINDOW`` of the server's clock."""
+
+    code = "dpop_stale"
+
+
+class DPoPReplayed(DPoPError):
+    """Raised when the proof's ``jti`` was already used with the same key, in this process or any other."""
+
+    code = "dpop_replayed"
+
+
+class DPoPNonceRequired(DPoPError):
+    """Raised when ``DPOP_NONCE`` is on and the proof carries no ``nonce``, or not a current one."""
+
+    code = "use_dpop_nonce"
+    detail = DPOP_NONCE
+    challenge_error = "use_dpop_nonce"
+
+
+class DPoPRequired(DPoPError):
+    """Raised when the issuer's ``DPOP`` is ``"required"`` and its token is presented as a Bearer token."""
+
+    code = "dpop_required"
+    detail = DPOP_REQUIRED
+    challenge_error = "invalid_token"
+
+
+class DPoPDowngrade(DPoPRequired):
+    """Raised when a DPoP-bound token (one with ``cnf.jkt``) is presented as a Bearer token."""
+
+    code = "dpop_bound_token_as_bearer"
+
+
+class DPoPNotAccepted(DPoPError):
+    """Raised when a token is presented with the ``DPoP`` scheme but its issuer's ``DPOP`` is ``"off"``."""
+
+    code = "dpop_not_accepted"
+    detail = INVALID
+    challenge_error = "invalid_token"
 
 
 class KeySetError(JWTGuardError):

@@ -55,6 +55,8 @@ POLL_INTERVAL = 0.05
 MAX_BACKOFF = 300.0
 _PENDING, _DONE = "pending", "done"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: The JWK members only a private (or symmetric) key has; ``jwtguard.dpop`` refuses a proof key with any.
+PRIVATE_MEMBERS = _PRIVATE_MEMBERS
 
 
 @dataclass(frozen=True)

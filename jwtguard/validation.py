@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature as _BadSignature
 from jwtguard import signals
 from jwtguard.algorithms import SIGNATURE_CHECKS
 from jwtguard.conf import NO_ISS, IssuerConfig, JWTGuardSettings, get_settings, on_reset
+from jwtguard.dpop import DPOP, Presentation, check_presentation
 from jwtguard.exceptions import (
     AlgorithmNotAllowed,
     InvalidAudience,
@@ -188,21 +189,28 @@ class TokenValidator:
         #: Routes each ``iss``: ``ISSUERS``, patterns, ``ISSUER_SOURCE`` (``jwtguard.issuers``).
         self.issuers = IssuerRouter(settings)
 
-    def validate(self, raw: str) -> AccessToken:
-        """The verified token, or a ``TokenError`` (401) / ``KeySetUnavailable`` (503) saying why not."""
-        token = self._validate(raw, local=False)
+    def validate(self, raw: str, presentation: Presentation | None = None) -> AccessToken:
+        """The verified token, or a ``TokenError`` (401) / ``KeySetUnavailable`` (503) saying why not.
+
+        ``presentation``: how the token came (its scheme, and a DPoP proof with the request it names); None is a
+        Bearer token. The issuer's ``DPOP`` setting is applied to it on every call, the token cache's hits too.
+        """
+        token = self._validate(raw, local=False, presentation=presentation)
         assert token is not None
         return token
 
-    def validate_local(self, raw: str) -> AccessToken | None:
+    def validate_local(self, raw: str, presentation: Presentation | None = None) -> AccessToken | None:
         """``validate()`` if it can be done without any I/O (the usual case), else None.
 
         For the event loop: the async middleware calls this first, and ``validate()`` in a thread only when
         this process must read the shared cache or fetch the key set. Refusals are raised as by ``validate()``.
+        A DPoP proof spends its ``jti`` in the shared cache: I/O, so always None for one.
         """
-        return self._validate(raw, local=True)
+        if presentation is not None and presentation.scheme == DPOP:
+            return None
+        return self._validate(raw, local=True, presentation=presentation)
 
-    def _validate(self, raw: str, *, local: bool) -> AccessToken | None:
+    def _validate(self, raw: str, *, local: bool, presentation: Presentation | None = None) -> AccessToken | None:
         cache = self.token_cache
         if cache is not None and len(raw) <= self.settings.max_token_bytes:
             entry = cache.get(raw)
@@ -210,7 +218,7 @@ class TokenValidator:
                 token = self._revalidate(raw, entry, cache, local=local)
                 if token is not None:
                     cache.hits += 1
-                    return token
+                    return self._presented(token, presentation)
                 if local and raw in cache:
                     return None  # kept: only I/O can confirm its key, and validate() will, off the loop
             cache.misses += 1
@@ -237,6 +245,25 @@ class TokenValidator:
             raise self._unexpected(exc, config) from exc
         if cache is not None:
             cache.put(raw, CachedToken(token=_copy(token), key=key, kid=kid, alg=alg))
+        return self._presented(token, presentation)
+
+    def _presented(self, token: AccessToken, presentation: Presentation | None) -> AccessToken:
+        """``token``, if the way it came suits its issuer's ``DPOP`` (``jwtguard.dpop.check_presentation``).
+
+        After the token cache as much as after a full validation: a cached token is one whose signature and key
+        were checked, never one whose proof was; each request brings a new proof, checked here every time.
+        """
+        if presentation is None and token.issuer.dpop == "off":
+            return token  # the hot path of a Bearer-only deployment: one attribute read
+        try:
+            check_presentation(token, presentation, self.settings, self.now())
+        except TokenError as exc:
+            self.rejected(exc, token.issuer)
+            raise
+        except JWTGuardError:  # pragma: no cover - check_presentation raises TokenErrors only
+            raise
+        except Exception as exc:
+            raise self._unexpected(exc, token.issuer) from exc
         return token
 
     def _unexpected(self, exc: Exception, config: IssuerConfig | None) -> TokenError:

@@ -1,7 +1,9 @@
 """``ready``: a readiness probe (Kubernetes) that is green once every issuer's key set can verify tokens.
+``protected_resource_metadata``: the API's RFC 9728 metadata, from ``RESOURCE_METADATA`` and the issuers.
 
-Route it without authentication: ``path("readyz", jwtguard.views.ready)``. A cold pod fetches (or reads
-from the shared cache) on the first probe, so it turns ready as soon as the key set is there.
+Route them without authentication: ``path("readyz", jwtguard.views.ready)``, and ``path("", include("jwtguard.urls"))``
+for ``/.well-known/oauth-protected-resource[/path]``. A cold pod fetches (or reads from the shared cache) on the
+first probe, so it turns ready as soon as the key set is there.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from jwtguard.conf import IssuerConfig, get_settings
+from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
 from jwtguard.exceptions import KeySetUnavailable
 from jwtguard.jwks import get_provider
 
@@ -51,3 +54,46 @@ def issuer_readiness(config: IssuerConfig) -> dict[str, Any]:
         return {**report, "ready": False, "state": "error", "error": "unexpected error (see the jwtguard log)"}
     # What this process now holds, without another look at the shared cache (a probe must not wait on it).
     return {**report, "ready": True, **provider.status().describe(time.time())}
+
+
+#: How long clients and caches may keep the metadata (seconds): it changes with a deployment, not per request.
+METADATA_MAX_AGE = 3600
+
+
+def resource_metadata_document(settings: JWTGuardSettings) -> dict[str, Any] | None:
+    """The RFC 9728 metadata: what ``RESOURCE_METADATA`` says, over what jwtguard knows (the issuers as
+    ``authorization_servers``, Bearer in the header, DPoP's algorithms and whether it is required)."""
+    given = settings.resource_metadata
+    if given is None:
+        return None
+    known: dict[str, Any] = {
+        "authorization_servers": [config.issuer for config in settings.issuers],
+        "bearer_methods_supported": ["header"],
+    }
+    if settings.dpop_accepted:
+        known["dpop_signing_alg_values_supported"] = list(settings.dpop_algorithms)
+        known["dpop_bound_access_tokens_required"] = not settings.bearer_accepted
+    return {**known, **given}
+
+
+@require_safe
+def protected_resource_metadata(request: HttpRequest, path: str | None = None) -> JsonResponse:
+    """``/.well-known/oauth-protected-resource[/path]``: 200 with the metadata for the configured resource's own
+    path (RFC 9728 3.1), 404 for any other, or when ``RESOURCE_METADATA`` is not set."""
+    try:
+        settings = get_settings()
+    except ImproperlyConfigured:
+        settings = None
+    document = None if settings is None else resource_metadata_document(settings)
+    if document is None or (path or "") != _resource_path(document["resource"]):
+        return JsonResponse({"error": "not_found"}, status=404)
+    response = JsonResponse(document)
+    response["Cache-Control"] = f"public, max-age={METADATA_MAX_AGE}"
+    # Public by nature (RFC 9728 3), and read by clients in browsers too.
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _resource_path(resource: str) -> str:
+    path = urlsplit(resource).path
+    return "" if path == "/" else path

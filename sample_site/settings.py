@@ -3,6 +3,10 @@
 JWTGUARD_ISSUER     the issuer whose tokens are accepted (default: the development issuer on 127.0.0.1:8001)
 JWTGUARD_AUDIENCE   the audience this API is known by (comma-separated for several)
 JWTGUARD_JWKS_URL   optional; without it the JWKS URL is discovered from the issuer
+JWTGUARD_DPOP       "off", "allowed" (default) or "required": DPoP-bound tokens (RFC 9449), see /api/v1/friends/dpop
+JWTGUARD_DPOP_PUBLIC_URL  optional origin clients call (behind a proxy); without it the request's own URL, its
+                    host checked against DJANGO_ALLOWED_HOSTS
+JWTGUARD_RESOURCE   the API's identifier in its RFC 9728 metadata (default: the first audience)
 REDIS_URL           optional; selects django-redis, shared by every worker and pod. Without it the cache is
                     Django's database cache on a SQLite file: shared by every worker on this host (never
                     LocMemCache, which is per process and would fetch the key set once per worker)
@@ -93,6 +97,15 @@ JWTGUARD: dict[str, Any] = {
 }
 if os.environ.get("JWTGUARD_JWKS_URL"):
     JWTGUARD["JWKS_URL"] = os.environ["JWTGUARD_JWKS_URL"]
+JWTGUARD["DPOP"] = os.environ.get("JWTGUARD_DPOP", "allowed")
+if os.environ.get("JWTGUARD_DPOP_PUBLIC_URL"):
+    JWTGUARD["DPOP_PUBLIC_URL"] = os.environ["JWTGUARD_DPOP_PUBLIC_URL"]
+# Served at /.well-known/oauth-protected-resource (jwtguard.urls) and named by every 401 and 403 challenge.
+JWTGUARD["RESOURCE_METADATA"] = {
+    "resource": os.environ.get("JWTGUARD_RESOURCE", JWTGUARD["AUDIENCE"][0]),
+    "scopes_supported": ["read:friends"],
+    "resource_name": "jwtguard sample_site",
+}
 
 LOGGING = {
     "version": 1,

@@ -70,9 +70,13 @@ def redis_answers(port: int = 6379) -> bool:
 
 
 def get(port: int, path: str, token: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Answer:
+    return get_with(port, path, {"Authorization": f"Bearer {token}"} if token is not None else {}, timeout)
+
+
+def get_with(port: int, path: str, headers: dict[str, str], timeout: float = REQUEST_TIMEOUT) -> Answer:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token is not None else {})
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         body = response.read().decode("utf-8", "replace")
         return Answer(response.status, body, {name.lower(): value for name, value in response.getheaders()})
@@ -161,6 +165,8 @@ def running_stack(workers: int = WORKERS, cache_choice: str = "auto") -> Iterato
         "PYTHONUNBUFFERED": "1",
         "JWTGUARD_ISSUER": f"http://127.0.0.1:{issuer_port}/",
         "JWTGUARD_AUDIENCE": AUDIENCE,
+        # The API's identifier in its RFC 9728 metadata: where this run's clients call it.
+        "JWTGUARD_RESOURCE": f"http://127.0.0.1:{site_port}",
         "SAMPLE_SITE_DB": str(workdir / "sample_site.sqlite3"),
         # A fresh prefix: a Redis shared with earlier runs must not hand this run their key sets.
         "CACHE_KEY_PREFIX": f"jwtguard-demo-{uuid.uuid4().hex[:8]}",
@@ -277,6 +283,39 @@ def run_demo(stack: Stack) -> bool:
     )
     ok = ok and after == jwks + 1
     print("\ndemo OK" if ok else "\ndemo FAILED: an answer above is not the expected one")
+    return ok
+
+
+# -- DPoP (RFC 9449) and the protected resource metadata (RFC 9728) -------------------------------------------
+
+
+def run_dpop_demo(stack: Stack) -> bool:
+    """A DPoP-bound token with its proof is accepted once; its replay is refused by every worker, whichever
+    answers (the proof's jti is spent in the shared cache); the bound token as Bearer is refused."""
+    from jwtguard.testing import DPoPKey
+
+    print("\nDPoP (RFC 9449), /api/v1/friends/dpop:")
+    key = DPoPKey("ES256")
+    token = stack.mint(sub="alice", dpop_jkt=key.thumbprint)
+    path = "/api/v1/friends/dpop"
+    proof = key.proof("GET", f"http://127.0.0.1:{stack.site_port}{path}", access_token=token)
+    dpop = {"Authorization": f"DPoP {token}", "DPoP": proof}
+    ok = show(Case("DPoP token with a fresh proof", path, token, 200, None), get_with(stack.site_port, path, dpop))
+    with ThreadPoolExecutor(CONCURRENT_CLIENTS) as pool:
+        replays = list(pool.map(lambda _: get_with(stack.site_port, path, dpop), range(CONCURRENT_CLIENTS)))
+    ok = show(Case("the same proof again (a replay)", path, token, 401, "dpop_replayed"), replays[0]) and ok
+    workers = {answer.headers.get("x-served-by") for answer in replays}
+    refused = all(a.status == 401 and "dpop_replayed" in a.body for a in replays)
+    print(f"       {len(replays)} replays, answered by {len(workers)} worker processes: all refused: {refused}")
+    bearer = Case("the bound token sent as Bearer", path, token, 401, "dpop_bound_token_as_bearer")
+    ok = show(bearer, get(stack.site_port, path, token)) and ok and refused
+    metadata = get(stack.site_port, "/.well-known/oauth-protected-resource")
+    print(
+        f"[{'ok ' if metadata.status == 200 else 'FAIL'}] RFC 9728 metadata\n       GET "
+        f"/.well-known/oauth-protected-resource -> {metadata.status}  {metadata.body}"
+    )
+    ok = ok and metadata.status == 200 and metadata.json()["dpop_signing_alg_values_supported"] is not None
+    print("\nDPoP: demo OK" if ok else "\nDPoP: demo FAILED: an answer above is not the expected one")
     return ok
 
 
@@ -428,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.serve:
                 keep_serving(stack, args.serve_for)
                 return 0
-            return 0 if run_demo(stack) and run_ninja_demo(stack) and run_websocket_demo(stack) else 1
+            passed = run_demo(stack) and run_dpop_demo(stack) and run_ninja_demo(stack)
+            return 0 if passed and run_websocket_demo(stack) else 1
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return 1

@@ -62,6 +62,9 @@ def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> No
         assert rows["floor: jwt.decode, key preloaded"]["ratio_to_floor"] == 1.0
         assert rows["jwtguard validate_token"]["fetches_per_call"] == 0
         assert rows["article: PyJWKClient per request"]["fetches_per_call"] == 1
+    dpop = {row["contender"]: row for row in results["cpu"]["dpop"]["RS256"]}
+    assert dpop["DRF view + jwtguard, Bearer token"]["ratio_to_floor"] == 1.0
+    assert dpop["DRF view + jwtguard, DPoP token + proof"]["median_us"] > 0  # every DPoP request answered 200
     fetches = {row["contender"]: row for row in results["fetches"]["rows"]}
     assert fetches["jwtguard (shared Redis)"]["steady"] == 1
     assert fetches["jwtguard (shared Redis)"]["cold_start"] == 1

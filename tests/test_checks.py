@@ -565,3 +565,25 @@ class TestManagePyCheck:
         err = StringIO()
         call_command("check", stdout=StringIO(), stderr=err)
         assert "jwtguard" not in err.getvalue()
+
+
+class TestDPoP:
+    def test_dpop_on_a_per_process_cache_is_w010(self, settings: Any) -> None:
+        settings.ALLOWED_HOSTS = ["api.example.com"]
+        assert ids(run_checks(settings, {**GOOD, "DPOP": "allowed"}, {"default": LOCMEM})) == [
+            "jwtguard.W001",
+            "jwtguard.W010",
+        ]
+        assert "jwtguard.W010" in checks.SECURITY_CHECK_IDS
+        assert ids(run_checks(settings, {**GOOD, "DPOP": "off"}, {"default": LOCMEM})) == ["jwtguard.W001"]
+
+    def test_dpop_with_no_trustworthy_url_is_w011(self, settings: Any, redis_caches: None) -> None:
+        settings.ALLOWED_HOSTS = ["*"]
+        messages = run_checks(settings, {**GOOD, "DPOP": "required"})
+        assert ids(messages) == ["jwtguard.W011"]
+        assert messages[0].msg.startswith("JWTGUARD['DPOP_PUBLIC_URL']")
+        assert (
+            ids(run_checks(settings, {**GOOD, "DPOP": "required", "DPOP_PUBLIC_URL": "https://api.example.com"})) == []
+        )
+        settings.ALLOWED_HOSTS = ["api.example.com"]
+        assert ids(run_checks(settings, {**GOOD, "DPOP": "required"})) == []

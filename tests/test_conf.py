@@ -214,3 +214,70 @@ def test_conf_reports_issuers_sharing_bare_user_ids() -> None:
     assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, b]})) == [a["ISSUER"], b["ISSUER"]]
     labelled = {**c, "USER_ID_NAMESPACE": "c"}
     assert conf.issuers_sharing_bare_user_ids(parse_settings({"ISSUERS": [a, labelled]})) == []
+
+
+def test_dpop_defaults_to_off_and_is_set_per_issuer() -> None:
+    parsed = parse_settings(MINIMAL)
+    assert parsed.issuers[0].dpop == "off"
+    assert (parsed.dpop_accepted, parsed.bearer_accepted) == (False, True)
+    assert parsed.dpop_algorithms == ("ES256", "RS256", "PS256", "EdDSA")
+    two = parse_settings(
+        {"DPOP": "required", "ISSUERS": [MINIMAL, {**MINIMAL, "ISSUER": "https://b.example/", "DPOP": "allowed"}]}
+    )
+    assert [config.dpop for config in two.issuers] == ["required", "allowed"]
+    assert (two.dpop_accepted, two.bearer_accepted) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"DPOP": "on"}, "DPOP"),
+        ({"DPOP": True}, "DPOP"),
+        ({"DPOP_ALGORITHMS": ["HS256"]}, "DPOP_ALGORITHMS"),
+        ({"DPOP_ALGORITHMS": ["none"]}, "DPOP_ALGORITHMS"),
+        ({"DPOP_ALGORITHMS": []}, "DPOP_ALGORITHMS"),
+        ({"DPOP_PROOF_WINDOW": 0}, "DPOP_PROOF_WINDOW"),
+        ({"DPOP_PUBLIC_URL": "https://api.example.com/v1"}, "DPOP_PUBLIC_URL"),
+        ({"DPOP_PUBLIC_URL": "api.example.com"}, "DPOP_PUBLIC_URL"),
+        ({"DPOP_PUBLIC_URL": "https://api.example.com/?q"}, "DPOP_PUBLIC_URL"),
+        ({"DPOP_NONCE": "yes"}, "DPOP_NONCE"),
+        ({"DPOP_NONCE_LIFETIME": 1}, "DPOP_NONCE_LIFETIME"),
+    ],
+)
+def test_a_bad_dpop_setting_names_its_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=rf"\['{key}'\]"):
+        parse_settings({**MINIMAL, **raw})
+
+
+def test_the_public_url_is_kept_as_an_origin() -> None:
+    assert parse_settings({**MINIMAL, "DPOP_PUBLIC_URL": "https://API.example.com:8443/"}).dpop_public_url == (
+        "https://API.example.com:8443"
+    )
+
+
+def test_resource_metadata_and_where_it_is_served() -> None:
+    assert parse_settings(MINIMAL).resource_metadata_url is None
+    for resource, url in [
+        ("https://api.example.com", "https://api.example.com/.well-known/oauth-protected-resource"),
+        ("https://api.example.com/", "https://api.example.com/.well-known/oauth-protected-resource"),
+        ("https://api.example.com/v1", "https://api.example.com/.well-known/oauth-protected-resource/v1"),
+        ("http://127.0.0.1:8000/", "http://127.0.0.1:8000/.well-known/oauth-protected-resource"),
+    ]:
+        parsed = parse_settings({**MINIMAL, "RESOURCE_METADATA": {"resource": resource}})
+        assert parsed.resource_metadata_url == url
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {"resource": "http://api.example.com"},
+        {"resource": "https://api.example.com#frag"},
+        {"resource": "https://api.example.com", "scopes_supported": {1, 2}},
+        {"resource": "https://api.example.com", 3: "x"},
+        ["https://api.example.com"],
+    ],
+)
+def test_bad_resource_metadata_names_its_key(value: object) -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"\['RESOURCE_METADATA'\]"):
+        parse_settings({**MINIMAL, "RESOURCE_METADATA": value})

@@ -30,7 +30,15 @@ from jwtguard.testing import FakeIssuer
 from tests.support.loopback import redis_answers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-RECIPE_PAGES = ["quickstart.md", "settings.md", "providers.md", "migrating.md", "tenants.md"]
+RECIPE_PAGES = [
+    "quickstart.md",
+    "settings.md",
+    "providers.md",
+    "migrating.md",
+    "tenants.md",
+    "dpop.md",
+    "resource-metadata.md",
+]
 
 
 def sections(page: str, level: str) -> dict[str, str]:

@@ -112,3 +112,44 @@ def test_a_refused_request_is_left_unauthenticated(jwtguard_settings: FakeIssuer
     assert edge.request_token(request) is None
     assert asyncio.run(edge.aauthenticate_request(request)) is not None
     assert edge.request_token(request) is None
+
+
+def test_a_challenge_is_written_even_while_the_settings_are_wrong(settings: Any) -> None:
+    from jwtguard.edge import challenge
+
+    settings.JWTGUARD = {"AUDIENCE": "x"}  # no ISSUER
+    assert challenge() == 'Bearer realm="api"'
+
+
+class TestDPoPHeaders:
+    def test_credentials_take_the_dpop_scheme_only_when_asked(self) -> None:
+        from jwtguard.edge import credentials
+
+        assert credentials("DPoP a.b.c", strict=False, dpop=True) == ("DPoP", "a.b.c")
+        assert credentials("dpop a.b.c", strict=False, dpop=True) == ("DPoP", "a.b.c")
+        assert credentials("Bearer a.b.c", strict=False, dpop=True) == ("Bearer", "a.b.c")
+        assert credentials("DPoP a.b.c", strict=False, dpop=False) is None
+
+    def test_with_dpop_required_the_dpop_challenge_stands_alone(self, issuer: FakeIssuer, configure: Any) -> None:
+        from jwtguard.edge import challenge
+        from jwtguard.exceptions import DPoPReplayed, TokenExpired
+
+        configure(issuer, DPOP="required", DPOP_ALGORITHMS=["ES256"])
+        assert challenge() == 'DPoP realm="api", algs="ES256"'
+        assert challenge(scope="read") == 'DPoP realm="api", error="insufficient_scope", scope="read", algs="ES256"'
+        assert challenge(TokenExpired()) == (
+            'DPoP realm="api", error="invalid_token", error_description="Bearer token is invalid", algs="ES256"'
+        )
+        assert challenge(DPoPReplayed()).startswith('DPoP realm="api", error="invalid_dpop_proof"')
+
+    def test_with_dpop_allowed_a_token_error_is_on_the_bearer_challenge(
+        self, issuer: FakeIssuer, configure: Any
+    ) -> None:
+        from jwtguard.edge import challenge
+        from jwtguard.exceptions import TokenExpired
+
+        configure(issuer, DPOP="allowed", DPOP_ALGORITHMS=["ES256", "EdDSA"])
+        assert challenge(TokenExpired()) == (
+            'Bearer realm="api", error="invalid_token", error_description="Bearer token is invalid", '
+            'DPoP realm="api", algs="ES256 EdDSA"'
+        )

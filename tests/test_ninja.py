@@ -25,6 +25,7 @@ from ninja.testing import TestAsyncClient, TestClient
 from jwtguard import signals
 from jwtguard.contrib.ninja import JWTAuth, Refused, install
 from jwtguard.edge import attach_token
+from jwtguard.testing.dpop import DPoPKey
 from jwtguard.testing.issuer import FakeIssuer, Fault, generate_key
 from jwtguard.user import TokenUser
 from jwtguard.validation import TokenValidator, get_validator
@@ -387,3 +388,23 @@ class TestUnderUvicorn:
 def test_the_ninja_door_answers_like_drf(jwtguard_settings: FakeIssuer) -> None:
     for header in (f"Bearer {jwtguard_settings.mint()}", f"Bearer {jwtguard_settings.mint(expires_in=-60)}", None):
         assert doors.ninja(header) == doors.drf(header)
+
+
+class TestDPoP:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_a_dpop_token_with_its_proof_once(
+        self, api: NinjaAPI, issuer: FakeIssuer, configure: Any, mode: str
+    ) -> None:
+        configure(issuer, DPOP="allowed", DPOP_PUBLIC_URL="http://testserver")
+        client_key = DPoPKey()
+        token = issuer.mint(cnf=client_key.cnf)
+        proof = client_key.proof("GET", "http://testserver" + WHOAMI[mode], access_token=token)
+        headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
+        for expected in (200, 401):  # then its replay
+            if mode == "sync":
+                response: Any = TestClient(api).get(WHOAMI[mode], headers=headers)
+            else:
+                response = asyncio.run(TestAsyncClient(api).get(WHOAMI[mode], headers=headers))
+            assert response.status_code == expected, response.content
+        assert json.loads(response.content)["code"] == "dpop_replayed"
+        assert 'DPoP realm="api", error="invalid_dpop_proof"' in response._response.headers["WWW-Authenticate"]

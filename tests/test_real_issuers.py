@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 
 import jwtguard
 from jwtguard.exceptions import InvalidTokenType, TokenExpired
+from jwtguard.testing import DPoPKey
 from tests.real_issuers import AUDIENCE, Client, private_jwk
 from tests.real_issuers.authlib_issuer import AuthlibIssuer
 from tests.real_issuers.oidc_provider import OidcProvider
@@ -302,3 +303,42 @@ def test_key_rotation(rotating_issuer: tuple[RealIssuer, Callable[[dict[str, Any
         assert drf_get("/api/v1/friends", token).status_code == 200
     assert issuer.answered("discovery") - discovered == 0
     assert issuer.answered("jwks") - fetched == 1
+
+
+# -- DPoP (RFC 9449): oidc-provider binds its tokens to a key of the client's; jwtguard holds them to it -----------
+
+
+def test_a_dpop_bound_token_of_oidc_provider(oidc_provider: OidcProvider, settings: Any) -> None:
+    """A client (a key of ours, proofs made with cryptography) asks oidc-provider for a DPoP-bound JWT; jwtguard
+    accepts it with a good proof, refuses its replay, and refuses the token sent without its key."""
+    client_key = DPoPKey("ES256")
+    client_id = oidc_client("ES256").client_id
+    answer = oidc_provider.token_answer(
+        client_id, AUDIENCE, "read:friends", dpop_proof=client_key.proof("POST", oidc_provider.token_url)
+    )
+    assert answer["token_type"] == "DPoP"
+    token = answer["access_token"]
+    assert jwt.decode(token, options={"verify_signature": False})["cnf"] == {"jkt": client_key.thumbprint}
+    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.JWTGUARD = {
+        "ISSUER": oidc_provider.issuer,
+        "AUDIENCE": AUDIENCE,
+        "ALGORITHMS": ACCEPTED_TODAY,
+        "DPOP": "allowed",
+        "DPOP_PUBLIC_URL": "http://testserver",
+    }
+    url = "http://testserver/api/v1/friends"
+    proof = client_key.proof("GET", url, access_token=token)
+
+    def get(authorization: str, dpop: str | None) -> Any:
+        headers = {"Authorization": authorization, **({"DPoP": dpop} if dpop else {})}
+        return APIClient().get("/api/v1/friends", headers=headers)
+
+    assert get(f"DPoP {token}", proof).status_code == 200
+    replay = get(f"DPoP {token}", proof)
+    assert (replay.status_code, replay.data["detail"].code) == (401, "dpop_replayed")
+    as_bearer = get(f"Bearer {token}", None)
+    assert (as_bearer.status_code, as_bearer.data["detail"].code) == (401, "dpop_bound_token_as_bearer")
+    other_key = DPoPKey("ES256").proof("GET", url, access_token=token)
+    assert get(f"DPoP {token}", other_key).data["detail"].code == "dpop_key_mismatch"
+    assert get(f"DPoP {token}", client_key.proof("GET", url, access_token=token)).status_code == 200

@@ -221,12 +221,21 @@ def test_settings_come_from_the_environment() -> None:
             "JWTGUARD_AUDIENCE": "https://a.example, https://b.example",
             "JWTGUARD_JWKS_URL": "https://tenant.example.com/keys",
             "REDIS_URL": "redis://cache.internal:6379/2",
+            "JWTGUARD_DPOP": "required",
+            "JWTGUARD_DPOP_PUBLIC_URL": "https://a.example",
         }
     )
     assert values["JWTGUARD"] == {
         "ISSUER": "https://tenant.example.com/",
         "AUDIENCE": ["https://a.example", "https://b.example"],
         "JWKS_URL": "https://tenant.example.com/keys",
+        "DPOP": "required",
+        "DPOP_PUBLIC_URL": "https://a.example",
+        "RESOURCE_METADATA": {
+            "resource": "https://a.example",  # the first audience, unless JWTGUARD_RESOURCE says otherwise
+            "scopes_supported": ["read:friends"],
+            "resource_name": "jwtguard sample_site",
+        },
     }
     assert values["CACHES"]["default"]["BACKEND"] == "django_redis.cache.RedisCache"
     assert values["CACHES"]["default"]["LOCATION"] == "redis://cache.internal:6379/2"
@@ -314,6 +323,9 @@ def test_the_demo_prints_every_answer_and_exits_0() -> None:
         '"code": "invalid_signature"',
         '"code": "unknown_kid"',
         "WWW-Authenticate: Bearer",
+        '"code": "dpop_replayed"',
+        '"code": "dpop_bound_token_as_bearer"',
+        "DPoP: demo OK",
     ):
         assert expected in out
     assert re.search(r"answered by [2-4] worker processes; JWKS requests at the issuer: 1\n", out), out

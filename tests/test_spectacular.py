@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from jwtguard.apps import load_optional_integrations
 from jwtguard.authentication import JWTAccessTokenAuthentication
-from jwtguard.contrib.spectacular import SCHEME_NAME
+from jwtguard.contrib.spectacular import DPOP_PROOF_NAME, DPOP_SCHEME_NAME, SCHEME_NAME
 from jwtguard.testing import FakeIssuer
 
 
@@ -92,3 +92,22 @@ def test_not_loaded_without_drf_spectacular(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delitem(sys.modules, "jwtguard.contrib.spectacular")
     assert load_optional_integrations() == []
     assert "jwtguard.contrib.spectacular" not in sys.modules
+
+
+def test_with_dpop_allowed_an_operation_takes_bearer_or_dpop_and_its_proof(issuer: FakeIssuer, configure: Any) -> None:
+    configure(issuer, DPOP="allowed")
+    schema = generate(FriendsView)
+    assert schema["paths"]["/api/v1/friends"]["get"]["security"] == [
+        {SCHEME_NAME: []},
+        {DPOP_SCHEME_NAME: [], DPOP_PROOF_NAME: []},
+    ]
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes[DPOP_SCHEME_NAME]["scheme"] == "DPoP"
+    assert schemes[DPOP_PROOF_NAME] == {**schemes[DPOP_PROOF_NAME], "type": "apiKey", "in": "header", "name": "DPoP"}
+    validate_schema(schema)
+
+
+def test_with_dpop_required_an_operation_takes_dpop_only(issuer: FakeIssuer, configure: Any) -> None:
+    configure(issuer, DPOP="required")
+    schema = generate(FriendsView)
+    assert schema["paths"]["/api/v1/friends"]["get"]["security"] == [{DPOP_SCHEME_NAME: [], DPOP_PROOF_NAME: []}]

@@ -58,3 +58,21 @@ def test_a_key_other_than_asked_for_is_refused(made: Callable[[str, str | None],
     with pytest.raises(ValueError, match=asked):
         issuer.add_key(kid="k1")
     assert len(issuer.keys) == 1
+
+
+def test_the_development_issuer_mints_dpop_bound_tokens() -> None:
+    import json
+    import urllib.request
+
+    import jwt
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with FakeIssuer("RS256", allow_minting=True) as issuer:
+        with opener.open(f"{issuer.url}/mint?sub=alice&dpop_jkt=abc", timeout=10) as response:
+            bound = json.load(response)
+        with opener.open(f"{issuer.url}/mint?sub=alice", timeout=10) as response:
+            bearer = json.load(response)
+    assert bound["token_type"] == "DPoP"
+    assert jwt.decode(bound["access_token"], options={"verify_signature": False})["cnf"] == {"jkt": "abc"}
+    assert bearer["token_type"] == "Bearer"
+    assert "cnf" not in jwt.decode(bearer["access_token"], options={"verify_signature": False})

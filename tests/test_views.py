@@ -128,3 +128,58 @@ def test_the_answer_is_never_cached_and_only_get_or_head(jwtguard_settings: Fake
     assert "no-cache" in response["Cache-Control"]
     assert client.head("/readyz").status_code == 200
     assert client.post("/readyz").status_code == 405
+
+
+# -- RFC 9728: the protected resource metadata ---------------------------------------------------------------------
+
+METADATA = "/.well-known/oauth-protected-resource"
+
+
+@pytest.mark.urls("tests.urls")  # the metadata include and the protected views
+def test_no_metadata_unless_configured(jwtguard_settings: FakeIssuer, client: Client) -> None:
+    assert client.get(METADATA).status_code == 404
+
+
+@pytest.mark.urls("tests.urls")  # the metadata include and the protected views
+def test_the_metadata_names_the_issuers_and_dpop(issuer: FakeIssuer, configure: Any, client: Client) -> None:
+    configure(
+        issuer,
+        DPOP="required",
+        RESOURCE_METADATA={"resource": "https://api.example.test", "scopes_supported": ["read:friends"]},
+    )
+    response = client.get(METADATA)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "public, max-age=3600"
+    assert response.json() == {
+        "resource": "https://api.example.test",
+        "authorization_servers": [issuer.issuer],
+        "scopes_supported": ["read:friends"],
+        "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+        "dpop_bound_access_tokens_required": True,
+    }
+    assert client.post(METADATA).status_code == 405
+    assert client.get(METADATA + "/other").status_code == 404
+
+
+@pytest.mark.urls("tests.urls")  # the metadata include and the protected views
+def test_a_resource_with_a_path_is_served_under_it(issuer: FakeIssuer, configure: Any, client: Client) -> None:
+    configure(issuer, RESOURCE_METADATA={"resource": "https://api.example.test/v1", "resource_name": "Friends"})
+    assert client.get(METADATA).status_code == 404
+    body = client.get(METADATA + "/v1").json()
+    assert body["resource"] == "https://api.example.test/v1"
+    assert body["resource_name"] == "Friends"
+    assert "dpop_signing_alg_values_supported" not in body  # DPoP off
+
+
+@pytest.mark.urls("tests.urls")  # the metadata include and the protected views
+def test_every_challenge_names_the_metadata(issuer: FakeIssuer, configure: Any, client: Client) -> None:
+    configure(issuer, DPOP="allowed", RESOURCE_METADATA={"resource": "https://api.example.test/v1"})
+    response = client.get("/api/v1/friends", headers={"Authorization": "Bearer not-a-jwt"})
+    assert response.status_code == 401
+    url = "https://api.example.test/.well-known/oauth-protected-resource/v1"
+    assert response["WWW-Authenticate"].count(f'resource_metadata="{url}"') == 2  # the Bearer and the DPoP challenge
+    scoped = client.get("/jwt/required-two-scopes", headers={"Authorization": f"Bearer {issuer.mint()}"})
+    assert scoped.status_code == 403
+    assert f'resource_metadata="{url}"' in scoped["WWW-Authenticate"]

@@ -17,3 +17,5 @@ urlpatterns = [
     path("api/v1/friends", FriendsView.as_view()),
     path("jwt/", include("tests.support.protected_views")),
 ]
+
+urlpatterns += [path("", include("jwtguard.urls"))]

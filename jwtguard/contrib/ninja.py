@@ -29,8 +29,8 @@ from jwtguard.conf import get_settings
 from jwtguard.edge import (
     aauthenticate_request,
     authenticate_request,
-    bearer_token,
     challenge,
+    credentials,
     insufficient_scope_response,
     refusal_response,
     request_token,
@@ -90,11 +90,16 @@ class JWTAuth(HttpBearer):
         return self.authenticate(request, raw)
 
     def get_raw_token(self, request: HttpRequest) -> str | None:
-        """The Bearer token; None for no header or another scheme (refused instead with ``STRICT_AUTH_HEADER``)."""
+        """The Bearer token (or DPoP token, when an issuer accepts DPoP: ``authenticate_request`` checks its proof);
+        None for no header or another scheme (refused instead with ``STRICT_AUTH_HEADER``)."""
+        settings = get_settings()
         try:
-            return bearer_token(request.headers.get(self.header), strict=get_settings().strict_auth_header)
+            found = credentials(
+                request.headers.get(self.header), strict=settings.strict_auth_header, dpop=settings.dpop_accepted
+            )
         except JWTGuardError as exc:
             raise Refused(refusal_response(exc)) from exc
+        return None if found is None else found[1]
 
     def authenticate(self, request: HttpRequest, token: str) -> Claims:
         """Verify ``token`` (blocking I/O allowed) unless an edge before this one did; its claims, or ``Refused``."""

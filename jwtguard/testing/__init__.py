@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jwtguard.testing.clients import TokenClients
+    from jwtguard.testing.dpop import DPoPKey
     from jwtguard.testing.issuer import FakeIssuer, Fault, SigningKey, generate_key
     from jwtguard.testing.realms import RealmIssuer
 
-__all__ = ["Fault", "FakeIssuer", "RealmIssuer", "SigningKey", "TokenClients", "generate_key"]
+__all__ = ["DPoPKey", "Fault", "FakeIssuer", "RealmIssuer", "SigningKey", "TokenClients", "generate_key"]
 
 _HOMES = {
+    "DPoPKey": "jwtguard.testing.dpop",
     "FakeIssuer": "jwtguard.testing.issuer",
     "Fault": "jwtguard.testing.issuer",
     "SigningKey": "jwtguard.testing.issuer",

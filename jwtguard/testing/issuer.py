@@ -362,9 +362,14 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.trickle_interval)
 
     def _mint(self, query: dict[str, list[str]]) -> None:
-        claims: dict[str, Any] = {name: values[-1] for name, values in query.items() if name != "expires_in"}
+        special = ("expires_in", "dpop_jkt")
+        claims: dict[str, Any] = {name: values[-1] for name, values in query.items() if name not in special}
         expires_in = float(query.get("expires_in", ["300"])[-1])
-        self._json({"access_token": self.issuer.mint(expires_in=expires_in, **claims), "token_type": "Bearer"})
+        token_type = "Bearer"
+        if "dpop_jkt" in query:  # a DPoP-bound token (RFC 9449 6): cnf.jkt names the client's key
+            claims["cnf"] = {"jkt": query["dpop_jkt"][-1]}
+            token_type = "DPoP"
+        self._json({"access_token": self.issuer.mint(expires_in=expires_in, **claims), "token_type": token_type})
 
     def _json(self, document: dict[str, Any]) -> None:
         self._send(200, json.dumps(document).encode())

@@ -62,8 +62,11 @@ def public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in jwk.items() if name not in PRIVATE_MEMBERS}
 
 
-def request_token(token_url: str, client: Client, **params: str) -> dict[str, Any]:
-    """RFC 6749 4.4: a client_credentials token request, the client authenticated by HTTP Basic (2.3.1)."""
+def request_token(
+    token_url: str, client: Client, *, headers: dict[str, str] | None = None, **params: str
+) -> dict[str, Any]:
+    """RFC 6749 4.4: a client_credentials token request, the client authenticated by HTTP Basic (2.3.1);
+    ``headers`` adds to the request's (a ``DPoP`` proof, RFC 9449 5)."""
     body = urllib.parse.urlencode({"grant_type": "client_credentials", **params}).encode()
     credentials = f"{urllib.parse.quote(client.client_id)}:{urllib.parse.quote(client.client_secret)}"
     request = urllib.request.Request(
@@ -72,6 +75,7 @@ def request_token(token_url: str, client: Client, **params: str) -> dict[str, An
         headers={
             "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode(),
             "Content-Type": "application/x-www-form-urlencoded",
+            **(headers or {}),
         },
     )
     with DIRECT.open(request, timeout=TIMEOUT) as response:

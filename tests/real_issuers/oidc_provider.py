@@ -172,6 +172,11 @@ class OidcProvider:
 
     def token(self, client_id: str, resource: str, scope: str) -> str:
         """An access token for ``resource`` with ``scope``, obtained at the token endpoint like any client would."""
-        answer = request_token(self.token_url, self.clients[client_id], resource=resource, scope=scope)
-        token: str = answer["access_token"]
-        return token
+        return self.token_answer(client_id, resource, scope)["access_token"]  # type: ignore[no-any-return]
+
+    def token_answer(
+        self, client_id: str, resource: str, scope: str, *, dpop_proof: str | None = None
+    ) -> dict[str, Any]:
+        """The token endpoint's whole answer; with ``dpop_proof`` (RFC 9449 5), a token bound to its key."""
+        headers = {"DPoP": dpop_proof} if dpop_proof is not None else None
+        return request_token(self.token_url, self.clients[client_id], headers=headers, resource=resource, scope=scope)
