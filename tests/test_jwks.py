@@ -323,18 +323,54 @@ class TestUnknownKid:
                 other.get_key(f"forged-{uuid.uuid4().hex}", "RS256")
         assert issuer.jwks_requests == 2
 
-    def test_after_the_cooldown_an_unknown_kid_may_refresh_again(self, make: Make, issuer: FakeIssuer) -> None:
-        make(JWKS_REFRESH_COOLDOWN=1)
+    def test_after_a_long_cooldown_an_unknown_kid_may_refresh_again(self, make: Make, issuer: FakeIssuer) -> None:
+        make(JWKS_REFRESH_COOLDOWN=2)
         validate_token(issuer.mint())
         with pytest.raises(UnknownKeyId):
             validate_token(forged(issuer))
         issuer.add_key()
+        started = time.monotonic()
         with pytest.raises(UnknownKeyId):
-            validate_token(issuer.mint())  # within the cooldown: no fetch
+            validate_token(issuer.mint())  # the window reopens later than UNKNOWN_KID_WAIT: refused at once
+        assert time.monotonic() - started < 0.2
         assert issuer.jwks_requests == 2
-        time.sleep(1.1)
+        time.sleep(2.1)
         validate_token(issuer.mint())
         assert issuer.jwks_requests == 3
+
+    def test_a_new_kid_right_after_a_spent_window_waits_for_the_next_one(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # The defaults: a forged kid spent the window a moment before the issuer published a new key; the
+        # token of the new key waits (at most UNKNOWN_KID_WAIT) for the next window instead of being refused.
+        provider = make()
+        assert provider.config.jwks_refresh_cooldown == 1
+        validate_token(issuer.mint())
+        with pytest.raises(UnknownKeyId):
+            validate_token(forged(issuer))
+        issuer.add_key()
+        started = time.monotonic()
+        validate_token(issuer.mint())
+        assert time.monotonic() - started < jwks.UNKNOWN_KID_WAIT + MARGIN
+        assert fetches(sent) == ["cold", "unknown_kid", "unknown_kid"]
+
+    def test_the_next_window_opens_a_full_cooldown_after_a_slow_fetch_ends(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # A fetch that outlasts the cooldown must not start the next one back to back.
+        provider = make(JWKS_REFRESH_COOLDOWN=1, HTTP_TIMEOUT=3)
+        provider.usable_keyset()
+        issuer.fault = Fault(delay=1.5)
+        with pytest.raises(UnknownKeyId):
+            provider.get_key("forged-1", "RS256")  # waits UNKNOWN_KID_WAIT, the fetch goes on
+        wait_for(lambda: fetches(sent) == ["cold", "unknown_kid"])
+        ended = time.monotonic()
+        issuer.fault = None
+        with pytest.raises(UnknownKeyId):
+            provider.get_key("forged-2", "RS256")
+        assert issuer.jwks_requests == 2 or time.monotonic() - ended >= 0.9
+        wait_for(lambda: issuer.jwks_requests == 3, seconds=3)
+        assert time.monotonic() - ended >= 0.9
 
     def test_a_refresh_that_lands_while_we_look_at_the_cooldown_is_used(
         self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
@@ -712,17 +748,32 @@ class TestSlowIssuer:
         assert provider.usable_keyset().keys
         assert issuer.jwks_requests == 1
 
-    def test_the_lock_is_released_only_by_its_owner(self, make: Make, issuer: FakeIssuer) -> None:
+    def test_the_lock_is_released_only_by_its_owner(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         provider = make()
+        # A fetch that outlives its lock (a process stalled past HTTP_TIMEOUT + 1): by its own clock, the owner
+        # knows the lock may be another's by now, and leaves it alone without reading it back.
+        monkeypatch.setattr(provider, "_lock_timeout", lambda: 0.6)
         issuer.fault = Fault(delay=0.3)
         fetching = threading.Thread(target=provider.refresh)
         fetching.start()
         wait_for(lambda: issuer.jwks_requests == 1)
-        # Our lock "expired" mid-fetch and another process took it.
         provider.cache.delete(provider.lock_key)
         assert provider.cache.add(provider.lock_key, "someone-else", 30)
         fetching.join(5)
         assert provider.cache.get(provider.lock_key) == "someone-else"
+
+    def test_the_owner_releases_its_lock_without_reading_it(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        provider = make()
+        read: list[str] = []
+        real_get = provider.cache.get
+        monkeypatch.setattr(provider.cache, "get", lambda key: read.append(key) or real_get(key))
+        provider.refresh()
+        assert provider.lock_key not in read
+        assert provider.cache.add(provider.lock_key, "next", 1)
 
 
 # -- conditional GET, Cache-Control, refresh-ahead -----------------------------------------------------------
@@ -764,7 +815,7 @@ class TestConditionalGet:
             ("max-age=120", 120.0),
             ("public, max-age=100000", 600.0),
             (None, 600.0),
-            # Never below the cooldown: an issuer's headers cannot make every process fetch every second.
+            # Never below 30 s: an issuer's headers cannot make every process fetch every second.
             ("max-age=10", 30.0),
             ("max-age=0", 30.0),
             ("no-cache", 30.0),
@@ -778,9 +829,16 @@ class TestConditionalGet:
         assert provider.usable_keyset().fresh_for == fresh_for
         assert provider.cache.get(provider.entry_key)["fresh_for"] == fresh_for
 
-    def test_without_a_cooldown_no_cache_still_keeps_a_set_one_second(self, make: Make, issuer: FakeIssuer) -> None:
+    @pytest.mark.parametrize("cooldown", [0, 1])
+    def test_no_cache_keeps_a_set_30_seconds_whatever_the_cooldown(
+        self, make: Make, issuer: FakeIssuer, cooldown: float
+    ) -> None:
         issuer.cache_control = "no-store"
-        assert make(JWKS_CACHE_TTL=600, JWKS_REFRESH_COOLDOWN=0).usable_keyset().fresh_for == 1.0
+        assert make(JWKS_CACHE_TTL=600, JWKS_REFRESH_COOLDOWN=cooldown).usable_keyset().fresh_for == 30.0
+
+    def test_a_ttl_under_30_seconds_is_kept_whatever_the_issuer_says(self, make: Make, issuer: FakeIssuer) -> None:
+        issuer.cache_control = "no-cache"
+        assert make(JWKS_CACHE_TTL=10).usable_keyset().fresh_for == 10.0
 
 
 class TestRefreshAhead:
@@ -837,7 +895,7 @@ class TestCacheOutage:
         self, make: Make, issuer: FakeIssuer, broken_cache: None, caplog: pytest.LogCaptureFixture
     ) -> None:
         with caplog.at_level(logging.WARNING, logger="jwtguard"):
-            provider = make(JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=0)
+            provider = make(JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=0, JWKS_REFRESH_COOLDOWN=30)
             for _ in range(20):
                 validate_token(issuer.mint())
             time.sleep(1.05)
@@ -999,19 +1057,22 @@ class TestPublicSurface:
     ) -> None:
         provider = make(JWKS_URL=None, JWKS_REFRESH_COOLDOWN=30)
         written: set[str] = set()
-        for name in ("set", "add"):
+        for name in ("set", "add", "incr"):
             real = getattr(provider.cache, name)
             monkeypatch.setattr(provider.cache, name, lambda key, *a, _real=real: written.add(key) or _real(key, *a))
         provider.usable_keyset()
         issuer.add_key()
         with pytest.raises(UnknownKeyId):
             provider.get_key("nobody-published-this", "RS256")  # the lock and the cooldown
+        provider.cache.set(provider.cooldown_key, "pending", 30)  # a fetch in flight: worth waiting for
+        with pytest.raises(UnknownKeyId):
+            provider.get_key("nor-this", "RS256")  # the waiter
         issuer.fault = Fault(status=500)
         with pytest.raises(KeySetUnavailable):
             provider.refresh()  # the failure count and the backoff
         assert written == set(provider.cache_keys)
         assert provider.cache_keys[0] == provider.status().cache_key
-        assert len(provider.cache_keys) == 6
+        assert len(provider.cache_keys) == 7
 
     def test_forget_drops_the_shared_entries_and_the_memory(
         self, make: Make, issuer: FakeIssuer, shared_cache: str
@@ -1023,7 +1084,7 @@ class TestPublicSurface:
             provider.refresh()
         assert any(caches["default"].get(key) is not None for key in provider.cache_keys)
         provider.forget()
-        assert [caches["default"].get(key) for key in provider.cache_keys] == [None] * 6
+        assert [caches["default"].get(key) for key in provider.cache_keys] == [None] * len(provider.cache_keys)
         assert provider.status().fetched_at is None
         assert provider.status().last_error is None
         issuer.fault = None
