@@ -52,7 +52,7 @@ MIN_FRESH_FOR = 30.0
 #: The longest an unknown-kid request waits for a key-set fetch (its window's, the one in flight, or the next
 #: window's): enough for an issuer that answers in normal time, short enough that a forged kid holds a worker
 #: only briefly. One request per process, and one per deployment, waits for another's fetch.
-UNKNOWN_KID_WAIT = 1.0
+UNKNOWN_KID_WAIT = 1.5
 #: An owner deletes its lock without reading it back only while, by its own clock, the lock is this far from
 #: expiring (so it cannot be another process's by then).
 LOCK_MARGIN = 0.5

@@ -35,6 +35,7 @@ from jwtguard.exceptions import (
 )
 from jwtguard.jwks import KeyProvider, get_provider, parse_jwks
 from jwtguard.testing import FakeIssuer, Fault, generate_key
+from tests.support import replica
 from tests.support.loopback import RedisServer, real_redis_cache, require_real_redis
 from tests.support.rawhttp import ScriptedServer, delayed, json_answer
 from tests.support.workers import Cluster, totals
@@ -488,6 +489,146 @@ class TestUnknownKid:
         issuer.add_key()
         validate_token(issuer.mint())  # published and used at once, right after a routine refresh
         assert fetches(sent) == ["cold", "expired", "unknown_kid"]
+
+
+class TestForgedKidsDuringASlowFetch:
+    """A slow issuer and forged kids: a forged kid waits at most UNKNOWN_KID_WAIT, one request per process (and
+    per deployment) waits for another's fetch, and a token whose key is known never waits behind them."""
+
+    def test_only_the_window_owner_and_one_waiter_are_kept(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make(HTTP_TIMEOUT=3)
+        provider.usable_keyset()
+        issuer.fault = Fault(delay=2.5)
+        waited: list[float] = []
+
+        def forged_request(n: int) -> None:
+            started = time.monotonic()
+            with pytest.raises(UnknownKeyId):
+                provider.get_key(f"forged-{n}", "RS256")
+            waited.append(time.monotonic() - started)
+
+        threads = [threading.Thread(target=forged_request, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.02)
+        started = time.monotonic()
+        assert provider.get_key(issuer.signing_key.kid, "RS256")  # a known key: answered from memory
+        known = time.monotonic() - started
+        for thread in threads:
+            thread.join(10)
+        assert len(waited) == 8
+        assert known < 0.05
+        assert max(waited) < jwks.UNKNOWN_KID_WAIT + MARGIN
+        assert sum(seconds > 0.3 for seconds in waited) <= 2  # the window's owner and the one waiter
+        assert issuer.jwks_requests == 2
+
+    def test_async_forged_kids_do_not_fill_the_default_executor(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import asyncio
+
+        from jwtguard.edge import avalidate
+        from jwtguard.validation import get_validator
+
+        # L1 rechecked on every request: even the genuine token goes to a worker thread, behind the forged ones.
+        make(HTTP_TIMEOUT=3, JWKS_L1_RECHECK=0)
+        validate_token(issuer.mint())
+        issuer.fault = Fault(delay=2.5)
+        forgeries = [forged(issuer) for _ in range(40)]
+        genuine = issuer.mint()
+
+        async def flood() -> float:
+            async def one(raw: str) -> None:
+                with pytest.raises(UnknownKeyId):
+                    await avalidate(get_validator(), raw)
+
+            tasks = [asyncio.ensure_future(one(raw)) for raw in forgeries]
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await avalidate(get_validator(), genuine)
+            latency = time.monotonic() - started
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+            return latency
+
+        assert asyncio.run(flood()) < 0.5
+
+    def test_a_replayed_forged_kid_waits_no_longer_than_the_bound(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make(HTTP_TIMEOUT=3)
+        provider.usable_keyset()
+        issuer.fault = Fault(delay=2.5)
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(UnknownKeyId):
+                provider.get_key("forged-again", "RS256")
+            assert time.monotonic() - started < jwks.UNKNOWN_KID_WAIT + MARGIN
+        assert issuer.jwks_requests == 2
+
+
+class TestReplicaReads:
+    """Reads that a replica serves late or not at all (django-redis SentinelClient, Django's RedisCache with
+    several LOCATIONs): lock, window, backoff and failures are decided by what writes answer on the primary,
+    and a stale read costs at most a bounded wait or one more fetch, never a 503 or a refusal that lasts."""
+
+    @pytest.fixture(autouse=True)
+    def location(self, settings: Any) -> Iterator[str]:
+        location = uuid.uuid4().hex
+        settings.CACHES = {"default": {"BACKEND": "tests.support.replica.LaggingReplicaCache", "LOCATION": location}}
+        yield location
+        replica.empty(location)
+
+    def test_a_cold_start_on_an_empty_replica_answers_every_process(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        issuer.fault = Fault(delay=0.2)
+        outcomes: list[Any] = []
+
+        def cold() -> None:
+            try:
+                outcomes.append(sorted(another_process(provider).usable_keyset().keys))
+            except KeySetUnavailable:
+                outcomes.append("503")
+
+        threads = [threading.Thread(target=cold) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert outcomes == [[issuer.signing_key.kid]] * 4
+        assert issuer.jwks_requests <= 4  # at most one fetch per process that cannot read the entry
+
+    def test_the_lock_is_free_as_soon_as_its_fetch_ends(self, make: Make, issuer: FakeIssuer) -> None:
+        a = make()
+        b = another_process(a)
+        a.refresh()
+        started = time.monotonic()
+        b.refresh()
+        assert time.monotonic() - started < 0.3
+        assert issuer.jwks_requests == 2
+
+    def test_a_new_key_is_accepted_by_a_process_that_cannot_read_the_new_entry(
+        self, make: Make, issuer: FakeIssuer, location: str, sent: list[Any]
+    ) -> None:
+        a = make(JWKS_L1_RECHECK=60)
+        b = another_process(a)
+        a.usable_keyset()
+        replica.sync(location)
+        b.usable_keyset()
+        new = issuer.add_key()
+        assert a.get_key(new.kid, "RS256").kid == new.kid
+        started = time.monotonic()
+        assert b.get_key(new.kid, "RS256").kid == new.kid  # waits for the next window: the price of the lag
+        assert time.monotonic() - started < jwks.UNKNOWN_KID_WAIT + MARGIN
+        assert fetches(sent) == ["cold", "unknown_kid", "unknown_kid"]
+
+    def test_a_backoff_the_replica_never_saw_still_holds(self, make: Make, issuer: FakeIssuer) -> None:
+        a = make()
+        keyset = a.usable_keyset()
+        issuer.fault = Fault(status=500)
+        with pytest.raises(KeySetUnavailable):
+            a.refresh()
+        b = another_process(a)
+        for _ in range(5):
+            assert b._refresh("expired", keyset) is keyset
+        assert issuer.jwks_requests == 2
 
 
 # -- the issuer fails -------------------------------------------------------------------------------------
@@ -1381,3 +1522,62 @@ class TestAcrossProcesses:
         assert {s["l1_fetched_at"] for s in states} == {states[0]["l2_fetched_at"]}
         assert states[0]["l2_fetched_at"] > fetched_at
         assert sum(s["stats"].get("fetches", 0) for s in states) == 2
+
+    # -- issue 18: forged kids arriving continuously, default settings --
+
+    def test_with_forged_kids_arriving_a_key_published_and_used_at_once_is_accepted_within_2s(
+        self, issuer: FakeIssuer
+    ) -> None:
+        with self.cluster(4, issuer) as cluster:  # default settings: JWKS_REFRESH_COOLDOWN 1 s
+            assert totals(cluster.ask("validate", {"tokens": [issuer.mint()]}))["valid"] == 4
+            new = generate_key("RS256")
+            token = issuer.mint(key=new)
+            floods = [[forged(issuer) for _ in range(200)] for _ in range(4)]
+            publish_at = time.time() + 2.0  # the flood has spent a window just before, whatever its phase
+            cluster.send(
+                "mixed", [{"forged": f, "token": token, "use_at": publish_at, "until": publish_at + 4} for f in floods]
+            )
+            time.sleep(max(0.0, publish_at - time.time()))
+            issuer.keys.append(new)
+            answers = cluster.collect()
+        for answer in answers:
+            genuine, flood = answer["genuine"], answer["forged"]
+            assert genuine["first_accepted"] is not None
+            assert genuine["first_accepted"] - publish_at <= 2.0, genuine
+            assert genuine["refused_after"] == 0
+            assert genuine == {**genuine, "unavailable": 0, "errors": []}
+            assert flood == {**flood, "valid": 0, "unavailable": 0, "errors": []}
+            assert flood["max_seconds"] < jwks.UNKNOWN_KID_WAIT + PROCESS_SLACK
+
+    def test_forged_kids_alone_cause_no_more_fetches_than_one_per_cooldown(self, issuer: FakeIssuer) -> None:
+        seconds, cooldown = 6.0, 1.0
+        with self.cluster(4, issuer) as cluster:
+            cluster.ask("validate", {"tokens": [issuer.mint()]})
+            before = issuer.jwks_requests
+            floods = [[forged(issuer) for _ in range(300)] for _ in range(4)]
+            started = time.time()
+            answers = cluster.ask(
+                "mixed",
+                [{"forged": f, "token": "", "use_at": float("inf"), "until": started + seconds} for f in floods],
+            )
+        flood = totals([a["forged"] for a in answers])
+        assert flood == {**flood, "valid": 0, "unavailable": 0, "errors": []}
+        assert sum(flood["rejected"].values()) > 400
+        # One fetch per window, each window a full cooldown after the previous fetch ended.
+        assert issuer.jwks_requests - before <= seconds / cooldown + 1
+
+    def test_a_slow_issuer_and_forged_kids_never_delay_a_known_key(self, issuer: FakeIssuer) -> None:
+        with self.cluster(4, issuer) as cluster:
+            token = issuer.mint()
+            cluster.ask("validate", {"tokens": [token]})
+            issuer.fault = Fault(delay=3.0)  # under the default HTTP_TIMEOUT (5 s): each fetch takes 3 s
+            floods = [[forged(issuer) for _ in range(200)] for _ in range(4)]
+            answers = cluster.ask("mixed", [{"forged": f, "token": token, "until": time.time() + 6} for f in floods])
+        genuine = totals([a["genuine"] for a in answers])
+        flood = totals([a["forged"] for a in answers])
+        assert genuine == {**genuine, "rejected": {}, "unavailable": 0, "errors": []}
+        assert genuine["max_seconds"] < 0.5  # the known key never waits behind the forged ones
+        assert flood == {**flood, "valid": 0, "unavailable": 0, "errors": []}
+        assert flood["max_seconds"] < jwks.UNKNOWN_KID_WAIT + PROCESS_SLACK
+        # Each worker waited at most once at a time; over 6 s the four kept on answering.
+        assert sum(flood["rejected"].values()) > 200
