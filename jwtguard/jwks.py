@@ -56,6 +56,8 @@ UNKNOWN_KID_WAIT = 1.5
 #: An owner deletes its lock without reading it back only while, by its own clock, the lock is this far from
 #: expiring (so it cannot be another process's by then).
 LOCK_MARGIN = 0.5
+#: While the window's fetch is younger than this, one request per process waits for it (until it is this old).
+PENDING_GRACE = 0.5
 _PENDING, _BACKOFF = "pending", "backoff"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -616,8 +618,10 @@ class KeyProvider:
         if fetch is not None:
             fetch.wait(max(0.0, deadline - elapsed()))
             return self._keyset or shared
-        if self._worth_waiting():
-            shared = self._wait_for_kid(kid, shared, deadline)
+        shared = self._wait_for_kid(kid, shared, deadline)
+        if kid not in shared.keys:
+            # The window's fetch may have landed since our first look (then the window reads as closed).
+            shared = self.read_shared_keyset() or shared
         if kid not in shared.keys:
             self._counts["unknown_kid_refused"] += 1
         return shared
@@ -632,7 +636,8 @@ class KeyProvider:
                 return None
             # The claim outlives the longest fetch (a wait for a routine fetch's lock, then one HTTP_TIMEOUT), so
             # only its owner ends it; a crashed owner's claim expires by itself.
-            if cooldown > 0 and not self.cache.add(self.cooldown_key, _PENDING, cooldown + 2 * self._lock_timeout()):
+            claim = f"{_PENDING} {time.time()!r}"
+            if cooldown > 0 and not self.cache.add(self.cooldown_key, claim, cooldown + 2 * self._lock_timeout()):
                 return None
             done = self._kid_fetch = threading.Event()
         threading.Thread(
@@ -671,18 +676,22 @@ class KeyProvider:
                 return current
             time.sleep(POLL_INTERVAL)
 
-    def _worth_waiting(self) -> bool:
-        """Whether the window, as a read shows it, may bring the kid within ``UNKNOWN_KID_WAIT``: a fetch in
-        flight, a window that reopens soon, or a state the read cannot tell (a replica that lags)."""
-        window = self.cache.get(self.cooldown_key)
-        return not isinstance(window, float) or window - time.time() <= UNKNOWN_KID_WAIT
-
     def _wait_for_kid(self, kid: str, shared: KeySet, deadline: float) -> KeySet:
-        """The one waiter of this process (and of the deployment, by an ``add``): until ``deadline``, look for
-        the kid in the shared entry and claim the next window when it opens. Any other request is not kept."""
+        """The window is spent: wait for the kid (one request per process), or answer at once.
+
+        As a read shows the window (a hint: a replica may show it late or not at all), a fetch younger than
+        ``PENDING_GRACE`` is waited for until it is that old: a new key is often seen by several processes at
+        the same moment. Otherwise one request of the whole deployment (an ``add``) waits, up to ``deadline``,
+        for the fetch in flight or the next window (which it then opens), unless that opens too late."""
         if not self._waiter_guard.acquire(blocking=False):
             return shared
         try:
+            window = self.cache.get(self.cooldown_key)
+            since = _pending_since(window)
+            if since is not None and time.time() - since < PENDING_GRACE:
+                return self._poll_for_kid(kid, shared, min(deadline, elapsed() + PENDING_GRACE - (time.time() - since)))
+            if isinstance(window, float) and window - time.time() > UNKNOWN_KID_WAIT:
+                return shared
             if not self.cache.add(self.waiter_key, _PENDING, UNKNOWN_KID_WAIT + LOCK_MARGIN):
                 return shared
             started = elapsed()
@@ -879,6 +888,16 @@ def _algorithms_by_kid(keyset: KeySet | None) -> dict[str, tuple[str, ...]]:
     return {
         kid: tuple(sorted({alg for key in keys for alg in key.algorithms})) for kid, keys in sorted(keyset.keys.items())
     }
+
+
+def _pending_since(window: Any) -> float | None:
+    """When the window's fetch started, from the window's value (``"pending <time>"``); None when not told."""
+    if not isinstance(window, str) or not window.startswith(f"{_PENDING} "):
+        return None
+    try:
+        return float(window.split(" ", 1)[1])
+    except ValueError:
+        return None
 
 
 def _is_entry(entry: Any) -> bool:
