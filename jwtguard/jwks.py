@@ -58,6 +58,9 @@ UNKNOWN_KID_WAIT = 1.5
 LOCK_MARGIN = 0.5
 #: While the window's fetch is younger than this, one request per process waits for it (until it is this old).
 PENDING_GRACE = 0.5
+#: A process lets a request wait for another's window (the deployment's one waiter) at most once per this
+#: many seconds: under a forged flood, a sync worker is then kept waiting a small share of its time.
+WAITER_EVERY = 5.0
 _PENDING, _BACKOFF = "pending", "backoff"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -318,6 +321,7 @@ class KeyProvider:
         self._kid_fetch: threading.Event | None = None
         self._kid_fetch_guard = threading.Lock()
         self._waiter_guard = threading.Lock()
+        self._waited_at = float("-inf")
         # Per thread: the backoff a failed fetch under the lock leaves on the lock (see _fetch_lock).
         self._held = threading.local()
 
@@ -692,9 +696,12 @@ class KeyProvider:
                 return self._poll_for_kid(kid, shared, min(deadline, elapsed() + PENDING_GRACE - (time.time() - since)))
             if isinstance(window, float) and window - time.time() > UNKNOWN_KID_WAIT:
                 return shared
+            started = elapsed()
+            if started - self._waited_at < WAITER_EVERY:
+                return shared
             if not self.cache.add(self.waiter_key, _PENDING, UNKNOWN_KID_WAIT + LOCK_MARGIN):
                 return shared
-            started = elapsed()
+            self._waited_at = started
             try:
                 return self._poll_for_kid(kid, shared, deadline)
             finally:
