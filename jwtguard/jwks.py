@@ -10,9 +10,13 @@ Three layers, each consulted only when the one before cannot answer:
 * The issuer, over HTTP, by one process at a time cluster-wide: ``cache.add`` of a lock key picks the
   fetcher; the others keep serving what they have, or wait a bounded time when they have nothing.
 
-Unknown ``kid``: look in L2 first, then refresh only if the cluster-wide cooldown key can be added, so a
-flood of forged kids costs at most one fetch per ``JWKS_REFRESH_COOLDOWN`` for the whole deployment.
+Unknown ``kid``: look in L2 first, then open the unknown-kid window if the cluster-wide cooldown key can be
+added (its fetch runs in a thread of its own; the next window opens ``JWKS_REFRESH_COOLDOWN`` after it ends),
+so a flood of forged kids costs at most one fetch per cooldown for the whole deployment, and a key published
+and used at once is fetched within a cooldown and two fetches. No unknown-kid request is kept longer than
+``UNKNOWN_KID_WAIT``, and few are kept at all (see ``_wait_for_kid``).
 Failed fetches never remove a cached key set; they arm an exponential backoff shared by every process.
+Coordination never reads back what it wrote: replicas may lag (see the refresh section below).
 """
 
 from __future__ import annotations
