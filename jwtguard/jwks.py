@@ -53,17 +53,16 @@ POLL_INTERVAL = 0.05
 MAX_BACKOFF = 300.0
 #: The shortest freshness an issuer's ``Cache-Control`` can impose (unless ``JWKS_CACHE_TTL`` is shorter).
 MIN_FRESH_FOR = 30.0
-#: The longest an unknown-kid request waits for a key-set fetch (its window's, the one in flight, or the next
-#: window's): enough for an issuer that answers in normal time, short enough that a forged kid holds a worker
-#: only briefly. One request per process, and one per deployment, waits for another's fetch.
+#: The longest an unknown-kid request waits for a key-set fetch (its own window's, or the one in flight):
+#: enough for an issuer that answers in normal time, short enough that a forged kid holds a worker only briefly.
 UNKNOWN_KID_WAIT = 1.5
 #: An owner deletes its lock without reading it back only while, by its own clock, the lock is this far from
 #: expiring (so it cannot be another process's by then).
 LOCK_MARGIN = 0.5
 #: While the window's fetch is younger than this, one request per process waits for it (until it is this old).
 PENDING_GRACE = 0.5
-#: A process lets a request wait for another's window (the deployment's one waiter) at most once per this
-#: many seconds: under a forged flood, a sync worker is then kept waiting a small share of its time.
+#: A process lets a request wait for another's slow fetch (the deployment's one waiter) at most once per this
+#: many seconds: under a forged flood and a slow issuer, a sync worker is kept waiting a small share of its time.
 WAITER_EVERY = 5.0
 _PENDING, _BACKOFF = "pending", "backoff"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -616,8 +615,8 @@ class KeyProvider:
     def _refresh_for_unknown_kid(self, kid: str, keyset: KeySet) -> KeySet:
         """The best set for a kid ``keyset`` lacks: the shared entry first; then the unknown-kid refresh window
         if it is open (one per ``JWKS_REFRESH_COOLDOWN`` for the whole deployment, each a full cooldown after the
-        previous one ended); else, for one request per process and per deployment, a wait of at most
-        ``UNKNOWN_KID_WAIT`` for the fetch in flight or the next window. Every other request is answered at once."""
+        previous one ended); else a wait of at most ``UNKNOWN_KID_WAIT`` for the fetch in flight, by few
+        requests (``_wait_for_kid``). Every other request is answered at once."""
         shared = self.read_shared_keyset() or keyset
         if kid in shared.keys:
             return shared
@@ -685,21 +684,20 @@ class KeyProvider:
             time.sleep(POLL_INTERVAL)
 
     def _wait_for_kid(self, kid: str, shared: KeySet, deadline: float) -> KeySet:
-        """The window is spent: wait for the kid (one request per process), or answer at once.
+        """The window is spent: wait for its fetch if one is in flight (it may bring this very kid), else
+        answer at once; the next window is opened by whichever request comes once it reopens.
 
-        As a read shows the window (a hint: a replica may show it late or not at all), a fetch younger than
-        ``PENDING_GRACE`` is waited for until it is that old: a new key is often seen by several processes at
-        the same moment. Otherwise one request of the whole deployment (an ``add``) waits, up to ``deadline``,
-        for the fetch in flight or the next window (which it then opens), unless that opens too late."""
-        if not self._waiter_guard.acquire(blocking=False):
+        The window is read (a hint: a replica may show it late, or not at all, and then nobody waits). A
+        fetch younger than ``PENDING_GRACE`` is waited for, by one request per process, until it is that
+        old: a new key is often seen by several processes at the same moment. An older one (a slow issuer)
+        by one request of the whole deployment (an ``add``), and of each process once per ``WAITER_EVERY``."""
+        since = _pending_since(self.cache.get(self.cooldown_key))
+        if since is None or not self._waiter_guard.acquire(blocking=False):
             return shared
         try:
-            window = self.cache.get(self.cooldown_key)
-            since = _pending_since(window)
-            if since is not None and time.time() - since < PENDING_GRACE:
-                return self._poll_for_kid(kid, shared, min(deadline, elapsed() + PENDING_GRACE - (time.time() - since)))
-            if isinstance(window, float) and window - time.time() > UNKNOWN_KID_WAIT:
-                return shared
+            age = time.time() - since
+            if age < PENDING_GRACE:
+                return self._poll_for_kid(kid, shared, min(deadline, elapsed() + PENDING_GRACE - age))
             started = elapsed()
             if started - self._waited_at < WAITER_EVERY:
                 return shared
@@ -715,15 +713,12 @@ class KeyProvider:
             self._waiter_guard.release()
 
     def _poll_for_kid(self, kid: str, shared: KeySet, deadline: float) -> KeySet:
+        """Until ``deadline``, or until the window's fetch is over: the shared entry, if it brings the kid."""
         while elapsed() < deadline:
             time.sleep(min(POLL_INTERVAL, max(0.0, deadline - elapsed())))
             shared = self.read_shared_keyset() or shared
-            if kid in shared.keys:
-                return shared
-            fetch = self._open_window(kid, shared)
-            if fetch is not None:
-                fetch.wait(max(0.0, deadline - elapsed()))
-                return self._keyset or shared
+            if kid in shared.keys or _pending_since(self.cache.get(self.cooldown_key)) is None:
+                return self.read_shared_keyset() or shared
         return shared
 
     def _refresh_ahead_if_due(self, keyset: KeySet, now: float) -> None:
@@ -902,13 +897,14 @@ def _algorithms_by_kid(keyset: KeySet | None) -> dict[str, tuple[str, ...]]:
 
 
 def _pending_since(window: Any) -> float | None:
-    """When the window's fetch started, from the window's value (``"pending <time>"``); None when not told."""
-    if not isinstance(window, str) or not window.startswith(f"{_PENDING} "):
+    """When the window's fetch started, from the window's value (``"pending <time>"``; ``-inf`` when it does
+    not say); None when no fetch is in flight as far as the value shows."""
+    if not isinstance(window, str) or not window.startswith(_PENDING):
         return None
     try:
-        return float(window.split(" ", 1)[1])
+        return float(window[len(_PENDING) :])
     except ValueError:
-        return None
+        return float("-inf")
 
 
 def _is_entry(entry: Any) -> bool:
