@@ -55,15 +55,12 @@ MAX_BACKOFF = 300.0
 MIN_FRESH_FOR = 30.0
 #: The longest an unknown-kid request waits for a key-set fetch (its own window's, or the one in flight):
 #: enough for an issuer that answers in normal time, short enough that a forged kid holds a worker only briefly.
-UNKNOWN_KID_WAIT = 1.5
+UNKNOWN_KID_WAIT = 1.0
 #: An owner deletes its lock without reading it back only while, by its own clock, the lock is this far from
 #: expiring (so it cannot be another process's by then).
 LOCK_MARGIN = 0.5
 #: While the window's fetch is younger than this, one request per process waits for it (until it is this old).
 PENDING_GRACE = 0.5
-#: A process lets a request wait for another's slow fetch (the deployment's one waiter) at most once per this
-#: many seconds: under a forged flood and a slow issuer, a sync worker is kept waiting a small share of its time.
-WAITER_EVERY = 5.0
 _PENDING, _BACKOFF = "pending", "backoff"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -308,7 +305,6 @@ class KeyProvider:
         self.cooldown_key = f"{base}:cooldown"
         self.backoff_key = f"{base}:backoff"
         self.failures_key = f"{base}:failures"
-        self.waiter_key = f"{base}:waiter"
         self.discovery_key = f"jwtguard:discovery:v1:{digest}"
         self.last_error: str | None = None
         # Incremented in place on the hot path; unknown names fail (KeyError) instead of counting nowhere.
@@ -324,7 +320,6 @@ class KeyProvider:
         self._kid_fetch: threading.Event | None = None
         self._kid_fetch_guard = threading.Lock()
         self._waiter_guard = threading.Lock()
-        self._waited_at = float("-inf")
         # Per thread: the backoff a failed fetch under the lock leaves on the lock (see _fetch_lock).
         self._held = threading.local()
 
@@ -401,7 +396,7 @@ class KeyProvider:
     @property
     def cache_keys(self) -> tuple[str, ...]:
         """Every key this provider uses in the shared cache: the entry first, then lock, cooldown, backoff,
-        failures, discovery and the unknown-kid waiter."""
+        failures and discovery."""
         return (
             self.entry_key,
             self.lock_key,
@@ -409,7 +404,6 @@ class KeyProvider:
             self.backoff_key,
             self.failures_key,
             self.discovery_key,
-            self.waiter_key,
         )
 
     def status(self) -> KeyProviderStatus:
@@ -684,31 +678,20 @@ class KeyProvider:
             time.sleep(POLL_INTERVAL)
 
     def _wait_for_kid(self, kid: str, shared: KeySet, deadline: float) -> KeySet:
-        """The window is spent: wait for its fetch if one is in flight (it may bring this very kid), else
-        answer at once; the next window is opened by whichever request comes once it reopens.
+        """The window is spent: wait for its fetch if it has just started (it may bring this very kid: a new
+        key is often seen by several processes at the same moment), else answer at once; the next window is
+        opened by whichever request comes once it reopens.
 
-        The window is read (a hint: a replica may show it late, or not at all, and then nobody waits). A
-        fetch younger than ``PENDING_GRACE`` is waited for, by one request per process, until it is that
-        old: a new key is often seen by several processes at the same moment. An older one (a slow issuer)
-        by one request of the whole deployment (an ``add``), and of each process once per ``WAITER_EVERY``."""
+        One request per process waits, and only until the fetch is ``PENDING_GRACE`` old: a slow issuer keeps
+        no worker beyond that. The window is read (a hint: a replica may show it late, or not at all, and then
+        nobody waits)."""
         since = _pending_since(self.cache.get(self.cooldown_key))
-        if since is None or not self._waiter_guard.acquire(blocking=False):
+        if since is None or time.time() - since >= PENDING_GRACE:
+            return shared
+        if not self._waiter_guard.acquire(blocking=False):
             return shared
         try:
-            age = time.time() - since
-            if age < PENDING_GRACE:
-                return self._poll_for_kid(kid, shared, min(deadline, elapsed() + PENDING_GRACE - age))
-            started = elapsed()
-            if started - self._waited_at < WAITER_EVERY:
-                return shared
-            if not self.cache.add(self.waiter_key, _PENDING, UNKNOWN_KID_WAIT + LOCK_MARGIN):
-                return shared
-            self._waited_at = started
-            try:
-                return self._poll_for_kid(kid, shared, deadline)
-            finally:
-                if elapsed() - started < UNKNOWN_KID_WAIT:  # still ours (see _fetch_lock)
-                    self.cache.delete(self.waiter_key)
+            return self._poll_for_kid(kid, shared, min(deadline, elapsed() + PENDING_GRACE - (time.time() - since)))
         finally:
             self._waiter_guard.release()
 

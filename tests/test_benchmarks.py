@@ -64,7 +64,7 @@ def test_the_benchmark_entry_point_runs_and_counts_fetches(tmp_path: Path) -> No
     fetches = {row["contender"]: row for row in results["fetches"]["rows"]}
     assert fetches["jwtguard (shared Redis)"]["steady"] == 1
     assert fetches["jwtguard (shared Redis)"]["cold_start"] == 1
-    # One window; the deployment's one waiter may open the next, a cooldown (1 s) after the first fetch ended.
+    # One window; a second only if the flood outlasts the cooldown (1 s) on a slow machine.
     assert fetches["jwtguard (shared Redis)"]["unknown_kid_flood"] <= 2
     assert fetches["PyJWKClient singleton"]["steady"] == WORKERS
     assert fetches["article: PyJWKClient per request"]["steady"] == WORKERS * REQUESTS

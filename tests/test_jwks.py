@@ -361,7 +361,7 @@ class TestUnknownKid:
                 validate_token(token)
                 break
             except UnknownKeyId:
-                assert time.monotonic() - spent < 1.0 + MARGIN
+                assert time.monotonic() - spent < 1.0 + PROCESS_SLACK
                 time.sleep(0.02)
         assert time.monotonic() - spent >= 0.9
         assert fetches(sent) == ["cold", "unknown_kid", "unknown_kid"]
@@ -432,7 +432,7 @@ class TestUnknownKid:
         a.usable_keyset()
         b.usable_keyset()
         new = issuer.add_key()
-        assert a.cache.add(a.cooldown_key, "pending", 30)
+        assert a.cache.add(a.cooldown_key, f"pending {time.time()!r}", 30)
 
         def a_goes_on() -> None:
             time.sleep(0.3)
@@ -635,7 +635,7 @@ class TestReplicaReads:
                 assert b.get_key(new.kid, "RS256").kid == new.kid
                 break
             except UnknownKeyId:
-                assert time.monotonic() - started < 1.0 + MARGIN
+                assert time.monotonic() - started < 1.0 + PROCESS_SLACK
                 time.sleep(0.02)
         assert fetches(sent) == ["cold", "unknown_kid", "unknown_kid"]
 
@@ -1225,15 +1225,12 @@ class TestPublicSurface:
         issuer.add_key()
         with pytest.raises(UnknownKeyId):
             provider.get_key("nobody-published-this", "RS256")  # the lock and the cooldown
-        provider.cache.set(provider.cooldown_key, "pending", 30)  # a fetch in flight: worth waiting for
-        with pytest.raises(UnknownKeyId):
-            provider.get_key("nor-this", "RS256")  # the waiter
         issuer.fault = Fault(status=500)
         with pytest.raises(KeySetUnavailable):
             provider.refresh()  # the failure count and the backoff
         assert written == set(provider.cache_keys)
         assert provider.cache_keys[0] == provider.status().cache_key
-        assert len(provider.cache_keys) == 7
+        assert len(provider.cache_keys) == 6
 
     def test_forget_drops_the_shared_entries_and_the_memory(
         self, make: Make, issuer: FakeIssuer, shared_cache: str
