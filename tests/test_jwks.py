@@ -92,6 +92,11 @@ def fetches(records: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return [kwargs["reason"] for name, kwargs in records if name == "jwks_fetched"]
 
 
+def settled(provider: KeyProvider) -> None:
+    """Wait for the provider's unknown-kid fetch, if one still runs: its signal must not land in the next test."""
+    wait_for(lambda: provider._kid_fetch is None or provider._kid_fetch.is_set())
+
+
 def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -535,6 +540,7 @@ class TestForgedKidsDuringASlowFetch:
         assert max(waited) < jwks.UNKNOWN_KID_WAIT + MARGIN
         assert sum(seconds > 0.3 for seconds in waited) <= 2  # the window's owner and the one waiter
         assert issuer.jwks_requests == 2
+        settled(provider)
 
     def test_async_forged_kids_do_not_fill_the_default_executor(
         self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
@@ -545,7 +551,7 @@ class TestForgedKidsDuringASlowFetch:
         from jwtguard.validation import get_validator
 
         # L1 rechecked on every request: even the genuine token goes to a worker thread, behind the forged ones.
-        make(HTTP_TIMEOUT=3, JWKS_L1_RECHECK=0)
+        provider = make(HTTP_TIMEOUT=3, JWKS_L1_RECHECK=0)
         validate_token(issuer.mint())
         issuer.fault = Fault(delay=2.5)
         forgeries = [forged(issuer) for _ in range(40)]
@@ -565,6 +571,7 @@ class TestForgedKidsDuringASlowFetch:
             return latency
 
         assert asyncio.run(flood()) < 0.5
+        settled(provider)
 
     def test_a_replayed_forged_kid_waits_no_longer_than_the_bound(self, make: Make, issuer: FakeIssuer) -> None:
         provider = make(HTTP_TIMEOUT=3)
@@ -576,6 +583,7 @@ class TestForgedKidsDuringASlowFetch:
                 provider.get_key("forged-again", "RS256")
             assert time.monotonic() - started < jwks.UNKNOWN_KID_WAIT + MARGIN
         assert issuer.jwks_requests == 2
+        settled(provider)
 
 
 class TestReplicaReads:
