@@ -700,8 +700,10 @@ class KeyProvider:
         while elapsed() < deadline:
             time.sleep(min(POLL_INTERVAL, max(0.0, deadline - elapsed())))
             shared = self.read_shared_keyset() or shared
-            if kid in shared.keys or _pending_since(self.cache.get(self.cooldown_key)) is None:
-                return self.read_shared_keyset() or shared
+            if kid in shared.keys:
+                return shared
+            if _pending_since(self.cache.get(self.cooldown_key)) is None:
+                return self.read_shared_keyset() or shared  # the fetch is over: what it brought
         return shared
 
     def _refresh_ahead_if_due(self, keyset: KeySet, now: float) -> None:
