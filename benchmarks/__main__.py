@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("cpu", "fetches", "load", "rotation", "latency", "tenants")
 
 
 def _table(title: str, columns: list[tuple[str, str, str]], rows: list[dict[str, Any]]) -> str:
@@ -97,6 +98,19 @@ def render(results: dict[str, Any]) -> str:
         )
     elif load:
         parts.append(f"Load benchmark skipped: {load['skipped']}")
+    rotation = results.get("rotation")
+    if rotation:
+        parts.append(_render_rotation(rotation))
+    latency = results.get("latency")
+    if latency:
+        title = (
+            "A genuine token (key known, L1 rechecked every request) while forged kids flood an issuer taking "
+            f"{latency['rows'][0]['fetch_s']:g} s per fetch ({latency['seconds']:g} s each)"
+        )
+        columns = [("mode", "mode", ""), ("fetch (s)", "fetch_s", "g")]
+        for phase in ("calm", "flood"):
+            columns += [(f"{phase} {q} (ms)", f"{phase}_{q}_ms", ".2f") for q in ("p50", "p99", "max")]
+        parts.append(_table(title, [*columns, ("p99 ratio", "p99_ratio", ".2f")], latency["rows"]))
     tenants = results.get("tenants")
     if tenants:
         parts.append(render_tenants(tenants))
@@ -129,6 +143,37 @@ def render_tenants(t: dict[str, Any]) -> str:
     return _table(title, [("", "what", ""), ("", "value", "")], rows)
 
 
+def _render_rotation(rotation: dict[str, Any]) -> str:
+    title = (
+        f"Rotation under fire: gunicorn ({rotation['gunicorn_workers']} sync workers), {rotation['clients']} clients, "
+        f"10 % forged kids, {rotation['seconds_per_phase']:g} s per phase, default settings"
+    )
+    rows = [{"phase": name, **rotation[name]} for name in ("calm", "rotation", "flood", "slow_issuer")]
+    table = _table(
+        title,
+        [
+            ("phase", "phase", ""),
+            ("req/s", "rps", ".0f"),
+            ("valid p50 (ms)", "valid_p50_ms", ".1f"),
+            ("valid p99 (ms)", "valid_p99_ms", ".1f"),
+            ("valid refused", "valid_refused", ""),
+            ("forged accepted", "forged_accepted", ""),
+            ("5xx", "server_errors", ""),
+        ],
+        rows,
+    )
+    turn, flood = rotation["rotation"], rotation["flood"]
+    return (
+        f"{table}\n"
+        f"new-key tokens refused after the rotation: {turn['new_key_refused']} of {turn['new_key_tokens']}, "
+        f"the last {turn['refused_for_s']:g} s after publication\n"
+        f"JWKS requests under forged kids only: {flood['jwks_requests']} in {rotation['seconds_per_phase']:g} s "
+        f"= {flood['jwks_per_minute']:g} per minute\n"
+        f"slow issuer against calm: throughput x{rotation['slow_rps_ratio']:g}, "
+        f"valid p99 x{rotation['slow_p99_ratio']:g}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per CPU comparison")
@@ -143,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrusted", type=int, default=10000, help="tokens naming untrusted issuers")
     parser.add_argument("--untrusted-issuers", type=int, default=1000, help="distinct untrusted issuers")
     parser.add_argument("--lru", type=int, default=100, help="ISSUER_CACHE_SIZE of the many-issuers run")
-    parser.add_argument("--only", choices=["cpu", "fetches", "load", "tenants"], action="append", help="run only these")
+    parser.add_argument("--phase-seconds", type=float, default=4, help="seconds per phase of the rotation benchmark")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, short runs")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: benchmarks/results/)")
     if "--quick" in (argv if argv is not None else sys.argv[1:]):
@@ -160,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
             untrusted=200,
             untrusted_issuers=50,
             lru=10,
+            phase_seconds=1,
         )
     args = parser.parse_args(argv)
-    sections = args.only or ["cpu", "fetches", "load", "tenants"]
+    sections = args.only or list(SECTIONS)
 
-    from benchmarks import cpu, fetches, load, tenants
+    from benchmarks import cpu, fetches, load, rotation, tenants
     from benchmarks.common import RemoteIssuer, configure_django, redis_cache, simple_jwt_settings
 
     started = time.time()
@@ -189,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         if "load" in sections:
             print("requests per second under gunicorn ...", file=sys.stderr, flush=True)
             results["load"] = load.run(issuer, duration=args.duration, rounds=args.load_rounds)
+        if "rotation" in sections:
+            print("rotation under fire, gunicorn ...", file=sys.stderr, flush=True)
+            results["rotation"] = rotation.run_site(issuer, seconds=args.phase_seconds)
+        if "latency" in sections:
+            print("a genuine token during a forged-kid flood ...", file=sys.stderr, flush=True)
+            results["latency"] = rotation.run_latency(issuer, seconds=args.phase_seconds)
     if "tenants" in sections:
         print("many issuers ...", file=sys.stderr, flush=True)
         results["tenants"] = tenants.run(

@@ -7,6 +7,7 @@ is never charged to the process being measured, and it counts every request it s
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import multiprocessing
 import socket
@@ -19,7 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Barrier
 from typing import Any, TypeVar
 
-from jwtguard.testing import FakeIssuer
+from jwtguard.testing import FakeIssuer, Fault, generate_key
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 AUDIENCE = "https://api.bench.example"
@@ -32,7 +33,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(issuer: FakeIssuer, commands: Connection) -> None:
+def _serve(issuer: FakeIssuer, commands: Connection, unpublished: Any) -> None:
     issuer.start()
     commands.send("ready")
     while True:
@@ -41,6 +42,13 @@ def _serve(issuer: FakeIssuer, commands: Connection) -> None:
         command = commands.recv()
         if command == "count":
             commands.send(dict(issuer.requests))
+        elif command == "publish":  # the key kept unpublished until now: published, as an issuer rotating
+            issuer.keys.append(unpublished)
+            commands.send("published")
+        elif command == "delay":  # every answer this many seconds late (0: on time)
+            delay = commands.recv()
+            issuer.fault = Fault(delay=delay) if delay else None
+            commands.send("delayed")
         elif command == "stop":
             break
     issuer.stop()
@@ -125,7 +133,9 @@ class RemoteIssuer(ChildServer):
             self.keys[algorithm] = self.fake.add_key(algorithm)
         # A key the issuer never publishes: tokens signed with it carry kids nobody knows.
         self.stranger = FakeIssuer(first, audience=AUDIENCE, issuer=self.fake.issuer).signing_key
-        super().__init__(_serve, self.fake)
+        # A key the issuer serves only once told to ``publish()``: a rotation (tokens signed with it beforehand).
+        self.unpublished = generate_key(first)
+        super().__init__(functools.partial(_serve, unpublished=self.unpublished), self.fake)
 
     @property
     def issuer(self) -> str:
@@ -139,8 +149,18 @@ class RemoteIssuer(ChildServer):
         counts: dict[str, int] = self.ask("count")
         return counts.get("/.well-known/jwks.json", 0)
 
-    def mint(self, algorithm: str = "RS256", **claims: Any) -> str:
-        return self.fake.mint(key=self.keys[algorithm], expires_in=3600, **claims)
+    def publish(self) -> None:
+        """Publish ``unpublished`` in the served JWKS, now (once)."""
+        self.ask("publish")
+
+    def delay(self, seconds: float) -> None:
+        """Make the served issuer answer ``seconds`` late from now on (0: on time again)."""
+        self._pipe.send("delay")
+        self._pipe.send(seconds)
+        self._pipe.recv()
+
+    def mint(self, algorithm: str = "RS256", *, key: Any = None, **claims: Any) -> str:
+        return self.fake.mint(key=key or self.keys[algorithm], expires_in=3600, **claims)
 
     def mint_unknown_kid(self) -> str:
         """A well-formed token whose kid (random) is in no key set: what a flood of forgeries looks like."""

@@ -6,6 +6,7 @@ is bounded (``--duration`` seconds). jwtguard's workers share the real Redis und
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,44 @@ def _wrk(url: str, token: str, duration: float, connections: int, threads: int) 
     return float(rps.group(1)), int(done.group(1)), int(errors.group(1)) if errors else 0
 
 
+@contextlib.contextmanager
+def gunicorn_site(config: dict[str, Any], workers: int = GUNICORN_WORKERS) -> Iterator[tuple[str, int]]:
+    """The benchmark site under gunicorn (``workers`` sync workers) with ``config`` as its Django settings:
+    yields its ``/bench/`` URL and the master's pid once it answers; stopped on the way out."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/bench/"
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(config, handle)
+    env = {**os.environ, "BENCH_SITE_CONFIG": handle.name, "DJANGO_SETTINGS_MODULE": "benchmarks.site.settings"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "benchmarks.site.wsgi:application",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        _wait_until_up(base + "none", process)
+        yield base, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        os.unlink(handle.name)
+
+
 def run(
     issuer: RemoteIssuer, *, duration: float, rounds: int, connections: int = 16, threads: int = 2
 ) -> dict[str, Any]:
@@ -123,35 +163,13 @@ def run(
         "caches": {"default": redis_cache()},
         **issuer.bench_settings(),
     }
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/bench/"
     token = issuer.mint("RS256", sub="bench-user", scope="read")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(config, handle)
-    env = {**os.environ, "BENCH_SITE_CONFIG": handle.name, "DJANGO_SETTINGS_MODULE": "benchmarks.site.settings"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "benchmarks.site.wsgi:application",
-            "--workers",
-            str(GUNICORN_WORKERS),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
     runs: dict[str, list[float]] = {name: [] for name in PATHS}
     fetches: dict[str, int] = dict.fromkeys(PATHS, 0)
     errors: dict[str, int] = dict.fromkeys(PATHS, 0)
     # The workers' CPU per request: unlike requests per second, hardly moved by other load on the machine.
     cpu: dict[str, list[float]] = {name: [] for name in PATHS}
-    try:
-        _wait_until_up(base + "none", process)
+    with gunicorn_site(config) as (base, master):
         before = issuer.jwks_requests()
         for name in PATHS:
             if _get(base + name, token) != 200:
@@ -165,20 +183,12 @@ def run(
             shift = round_number % len(names)
             for name in names[shift:] + names[:shift]:
                 before = _settled_count(issuer)
-                cpu_before = _worker_cpu_seconds(process.pid)
+                cpu_before = _worker_cpu_seconds(master)
                 rps, done, non_2xx = _wrk(base + name, token, duration, connections, threads)
                 fetches[name] += _settled_count(issuer) - before
-                cpu[name].append((_worker_cpu_seconds(process.pid) - cpu_before) / max(done, 1) * 1e6)
+                cpu[name].append((_worker_cpu_seconds(master) - cpu_before) / max(done, 1) * 1e6)
                 errors[name] += non_2xx
                 runs[name].append(rps)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        os.unlink(handle.name)
     # Ratios within each round (the same minutes of this machine), then their median.
     ratios = {name: [rps / none for rps, none in zip(runs[name], runs["none"], strict=True)] for name in PATHS}
     rows = [

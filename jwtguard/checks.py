@@ -479,7 +479,7 @@ def _check_timing(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
                 f"{name('JWKS_REFRESH_COOLDOWN')} ({config.jwks_refresh_cooldown:g}s) is not shorter than "
                 f"{name('JWKS_CACHE_TTL')} ({ttl:g}s): a token signed with a new key is refused until the next "
                 "scheduled refresh instead of triggering one.",
-                hint="Make the cooldown a small fraction of the TTL (the defaults are 30 and 600 seconds).",
+                hint="Make the cooldown a small fraction of the TTL (the defaults are 1 and 600 seconds).",
                 id="jwtguard.W003",
             )
         )
@@ -488,7 +488,7 @@ def _check_timing(config: IssuerConfig, name: _Names) -> list[CheckMessage]:
             Warning(
                 f"{name('JWKS_REFRESH_COOLDOWN')} is 0: every token with an unknown kid refreshes the key set, "
                 "so a flood of forged tokens becomes a flood of requests to your issuer.",
-                hint="Keep a cooldown of a few seconds at least (the default is 30).",
+                hint="Keep a cooldown of at least 1 second (the default).",
                 id="jwtguard.W006",
             )
         )

@@ -10,9 +10,13 @@ Three layers, each consulted only when the one before cannot answer:
 * The issuer, over HTTP, by one process at a time cluster-wide: ``cache.add`` of a lock key picks the
   fetcher; the others keep serving what they have, or wait a bounded time when they have nothing.
 
-Unknown ``kid``: look in L2 first, then refresh only if the cluster-wide cooldown key can be added, so a
-flood of forged kids costs at most one fetch per ``JWKS_REFRESH_COOLDOWN`` for the whole deployment.
+Unknown ``kid``: look in L2 first, then open the unknown-kid window if the cluster-wide cooldown key can be
+added (its fetch runs in a thread of its own; the next window opens ``JWKS_REFRESH_COOLDOWN`` after it ends),
+so a flood of forged kids costs at most one fetch per cooldown for the whole deployment, and a key published
+and used at once is fetched within a cooldown and two fetches. No unknown-kid request is kept longer than
+``UNKNOWN_KID_WAIT``, and few are kept at all (see ``_wait_for_kid``).
 Failed fetches never remove a cached key set; they arm an exponential backoff shared by every process.
+Coordination never reads back what it wrote: replicas may lag (see the refresh section below).
 """
 
 from __future__ import annotations
@@ -53,7 +57,17 @@ REFRESH_AHEAD_AT = 0.8
 #: How often a process waiting for another's fetch looks at the shared entry.
 POLL_INTERVAL = 0.05
 MAX_BACKOFF = 300.0
-_PENDING, _DONE = "pending", "done"
+#: The shortest freshness an issuer's ``Cache-Control`` can impose (unless ``JWKS_CACHE_TTL`` is shorter).
+MIN_FRESH_FOR = 30.0
+#: The longest an unknown-kid request waits for a key-set fetch (its own window's, or the one in flight):
+#: enough for an issuer that answers in normal time, short enough that a forged kid holds a worker only briefly.
+UNKNOWN_KID_WAIT = 1.0
+#: An owner deletes its lock without reading it back only while, by its own clock, the lock is this far from
+#: expiring (so it cannot be another process's by then).
+LOCK_MARGIN = 0.5
+#: While the window's fetch is younger than this, one request per process waits for it (until it is this old).
+PENDING_GRACE = 0.5
+_PENDING, _BACKOFF = "pending", "backoff"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 #: The JWK members only a private (or symmetric) key has; ``jwtguard.dpop`` refuses a proof key with any.
 PRIVATE_MEMBERS = _PRIVATE_MEMBERS
@@ -332,6 +346,12 @@ class KeyProvider:
         self._ahead_for: float | None = None
         self._adopt_lock = threading.Lock()
         self._distrust = IssuerDistrust(config, self.cache)
+        # The unknown-kid fetch this process runs (set when over), and the one waiter this process allows.
+        self._kid_fetch: threading.Event | None = None
+        self._kid_fetch_guard = threading.Lock()
+        self._waiter_guard = threading.Lock()
+        # Per thread: the backoff a failed fetch under the lock leaves on the lock (see _fetch_lock).
+        self._held = threading.local()
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -370,11 +390,11 @@ class KeyProvider:
         the last good key set, if any, stays in use."""
         started = time.time()
         current = self.read_shared_keyset()
-        with self._fetch_lock() as won:
+        with self._fetch_lock(force=True) as won:
             if won:
                 keyset = self._fetch_and_store(reason, self.read_shared_keyset() or current)
             else:
-                keyset = self._wait_for_update(current, kid=None)
+                keyset = self._wait_for_update(current, reason)
         if keyset is None or keyset.fetched_at < started:
             raise KeySetUnavailable(self.last_error or "the key set was not fetched", retry_after=self._retry_after())
         return keyset
@@ -480,6 +500,9 @@ class KeyProvider:
         # and failures then back off as for a cold start.
         self.cache.delete(self.backoff_key)
         self.cache.delete(self.failures_key)
+        if self.cache.get(self.lock_key) == _BACKOFF:
+            # A failed fetch keeps the lock for its backoff (see _fetch_lock): that backoff ends here too.
+            self.cache.delete(self.lock_key)
         self._adopt(marker)
 
     # -- L1 / L2 --------------------------------------------------------------------------------------
@@ -571,22 +594,41 @@ class KeyProvider:
         return fresh_for + self.config.jwks_max_stale
 
     # -- refresh ---------------------------------------------------------------------------------------
-
-    # -- refresh ---------------------------------------------------------------------------------------
+    #
+    # Every decision that coordinates processes (who fetches, whether a window is spent, whether a backoff
+    # runs, how many fetches failed) comes from a write's own answer on the primary: ``add`` (set if absent)
+    # and ``incr``. Reads (``get``) may come from a lagging or empty replica (django-redis SentinelClient,
+    # Django's RedisCache with several LOCATIONs); they are only hints, and a wrong one costs at most a short
+    # bounded wait or one extra fetch. See docs/shared-cache.md, "Replicas".
 
     @contextlib.contextmanager
-    def _fetch_lock(self) -> Iterator[bool]:
-        """The cluster-wide fetch lock, if free: yields True to the one process that holds it."""
+    def _fetch_lock(self, *, force: bool = False) -> Iterator[bool]:
+        """The cluster-wide fetch lock, if free: yields True to the one process that holds it.
+
+        ``force`` (a manual ``refresh()``) takes over a lock that the shared backoff holds. When the fetch
+        under the lock fails, the lock is kept for the backoff: nobody can take it before the backoff ends,
+        whatever a replica says about the backoff key.
+        """
+        timeout = self._lock_timeout()
         token = uuid.uuid4().hex
-        if not self.cache.add(self.lock_key, token, self._lock_timeout()):
-            yield False
-            return
+        if not self.cache.add(self.lock_key, token, timeout):
+            if not (force and self.cache.get(self.lock_key) == _BACKOFF):
+                yield False
+                return
+            self.cache.set(self.lock_key, token, timeout)
+        taken = elapsed()
+        self._held.backoff = None
         try:
             yield True
         finally:
-            # Released only by its owner: a lock that expired mid-fetch may be another process's by now.
-            if self.cache.get(self.lock_key) == token:
-                self.cache.delete(self.lock_key)
+            # Released without reading it back (a replica may not show it yet): the owner knows by the clock
+            # that its lock has not expired, so it is not another process's. Past that, it expires by itself.
+            if elapsed() - taken < timeout - LOCK_MARGIN:
+                backoff = self._held.backoff
+                if backoff:
+                    self.cache.set(self.lock_key, _BACKOFF, backoff)
+                else:
+                    self.cache.delete(self.lock_key)
 
     def _refresh(self, reason: str, current: KeySet | None) -> KeySet | None:
         """Renew a cold, expired or ageing key set: one fetcher cluster-wide. The others keep serving
@@ -596,33 +638,25 @@ class KeyProvider:
         with self._fetch_lock() as won:
             if won:
                 return self._fetch_unless_renewed(reason, current, kid=None)
-            return current if current is not None else self._wait_for_update(None, kid=None)
+        return current if current is not None else self._wait_for_update(None, reason)
 
-    def _refresh_for_kid(self, kid: str, current: KeySet | None) -> KeySet | None:
-        """Refresh for a kid ``current`` lacks. Another process's fetch is waited for; if it lands without the
-        kid it may have asked the issuer before the kid was published, so this process then tries once more."""
-        keyset, waited = self._fetch_or_wait_for_kid(kid, current)
-        if waited and keyset is not None and kid not in keyset.keys:
-            keyset, _ = self._fetch_or_wait_for_kid(kid, keyset)
-        return keyset
-
-    def _fetch_or_wait_for_kid(self, kid: str, current: KeySet | None) -> tuple[KeySet | None, bool]:
-        """One try of ``_refresh_for_kid``: the key set it ends with, and whether it waited for another process."""
-        if self._backing_off():
-            return current, False
-        with self._fetch_lock() as won:
-            if won:
-                return self._fetch_unless_renewed("unknown_kid", current, kid=kid), False
-        # Not while the fetcher still holds the lock: then the try after a fetch without our kid would only
-        # wait again, for a fetch that may have asked the issuer before the kid was published.
-        return self._wait_for_release(current), True
-
-    def _wait_for_release(self, current: KeySet | None) -> KeySet | None:
-        """Wait, bounded, until another process's fetch is over (the lock released); then its entry is the answer."""
+    def _wait_for_update(self, current: KeySet | None, reason: str) -> KeySet | None:
+        """Wait, bounded, for another process's fetch to land in the shared entry. The fetcher is over when its
+        lock can be taken (asked of the primary with ``add``, never read from a replica): then this process,
+        holding the lock, fetches itself unless the entry it can see is newer."""
         deadline = elapsed() + self._lock_timeout()
-        while elapsed() < deadline and self.cache.get(self.lock_key) is not None:
+        baseline = current.fetched_at if current is not None else None
+        while elapsed() < deadline:
             time.sleep(POLL_INTERVAL)
-        return self._adopt(self.cache.get(self.entry_key)) or current
+            entry = self.cache.get(self.entry_key)
+            if _is_entry(entry) and (baseline is None or entry["fetched_at"] > baseline):
+                return self._adopt(entry)
+            if self._backing_off():
+                break  # the fetch failed: no point waiting out its backoff
+            with self._fetch_lock() as won:
+                if won:
+                    return self._fetch_unless_renewed(reason, current, kid=None)
+        return self._keyset or current
 
     def _fetch_unless_renewed(self, reason: str, current: KeySet | None, *, kid: str | None) -> KeySet | None:
         """Under the lock: fetch, unless another process renewed the shared entry between our read and our lock."""
@@ -637,55 +671,108 @@ class KeyProvider:
         return self._fetch_and_store(reason, shared or current)
 
     def _backing_off(self) -> bool:
-        """True while the shared backoff after failed fetches runs: nobody fetches then, except ``refresh()``."""
+        """True while the shared backoff after failed fetches runs (a hint read; the lock enforces it)."""
         return self.cache.get(self.backoff_key) is not None
 
     def _refresh_for_unknown_kid(self, kid: str, keyset: KeySet) -> KeySet:
-        """The best set for a kid ``keyset`` lacks: the shared entry first, then at most one refresh per cooldown
-        for the whole deployment."""
+        """The best set for a kid ``keyset`` lacks: the shared entry first; then the unknown-kid refresh window
+        if it is open (one per ``JWKS_REFRESH_COOLDOWN`` for the whole deployment, each a full cooldown after the
+        previous one ended); else a wait of at most ``UNKNOWN_KID_WAIT`` for the fetch in flight, by few
+        requests (``_wait_for_kid``). Every other request is answered at once."""
         shared = self.read_shared_keyset() or keyset
         if kid in shared.keys:
             return shared
-        cooldown = self.config.jwks_refresh_cooldown
-        if cooldown > 0 and not self.cache.add(self.cooldown_key, _PENDING, cooldown):
-            return self._within_cooldown(kid, shared)
-        started = elapsed()
-        try:
-            return self._refresh_for_kid(kid, shared) or shared
-        finally:
-            if cooldown > 0:
-                self._end_cooldown_fetch(cooldown - (elapsed() - started))
-
-    def _within_cooldown(self, kid: str, shared: KeySet) -> KeySet:
-        """Another process opened this cooldown window: its fetch, or the set it left, is the answer."""
-        if self.cache.get(self.cooldown_key) == _PENDING:
-            # Someone is fetching for an unknown kid right now: perhaps this very one.
-            return self._wait_for_update(shared, kid) or shared
-        # This window's fetch is over, perhaps since our look above: its key set is the answer.
-        shared = self.read_shared_keyset() or shared
+        deadline = elapsed() + UNKNOWN_KID_WAIT
+        fetch = self._open_window(kid, shared)
+        if fetch is not None:
+            fetch.wait(max(0.0, deadline - elapsed()))
+            return self._keyset or shared
+        shared = self._wait_for_kid(kid, shared, deadline)
+        if kid not in shared.keys:
+            # The window's fetch may have landed since our first look (then the window reads as closed).
+            shared = self.read_shared_keyset() or shared
         if kid not in shared.keys:
             self._counts["unknown_kid_refused"] += 1
         return shared
 
-    def _end_cooldown_fetch(self, left: float) -> None:
-        """Mark this window's fetch done (waiters stop waiting); the window itself lasts its full cooldown."""
-        if left > 0:
-            self.cache.set(self.cooldown_key, _DONE, left)
-        else:
-            self.cache.delete(self.cooldown_key)
+    def _open_window(self, kid: str, shared: KeySet) -> threading.Event | None:
+        """Claim this cooldown window (``add``: one winner cluster-wide) and start its fetch in a thread of its
+        own, so that no request waits on a slow issuer longer than ``UNKNOWN_KID_WAIT``. Returns the event set
+        when the fetch is over, or None when the window is spent or this process already fetches for a kid."""
+        cooldown = self.config.jwks_refresh_cooldown
+        with self._kid_fetch_guard:
+            if self._kid_fetch is not None and not self._kid_fetch.is_set():
+                return None
+            # The claim outlives the longest fetch (a wait for a routine fetch's lock, then one HTTP_TIMEOUT), so
+            # only its owner ends it; a crashed owner's claim expires by itself.
+            claim = f"{_PENDING} {time.time()!r}"
+            if cooldown > 0 and not self.cache.add(self.cooldown_key, claim, cooldown + 2 * self._lock_timeout()):
+                return None
+            done = self._kid_fetch = threading.Event()
+        threading.Thread(
+            target=self._fetch_for_kid, args=(kid, shared, done), name="jwtguard-unknown-kid", daemon=True
+        ).start()
+        return done
 
-    def _wait_for_update(self, current: KeySet | None, kid: str | None) -> KeySet | None:
-        """Wait, bounded, for another process's fetch to land in the shared entry."""
+    def _fetch_for_kid(self, kid: str, shared: KeySet, done: threading.Event) -> None:
+        """The window's fetch (in its own thread); the next window opens a full cooldown after it ends, so a
+        fetch that outlasts the cooldown never starts the next one back to back."""
+        try:
+            self._refresh_for_kid(kid, shared)
+        except Exception:  # pragma: no cover - a background thread must never die noisily
+            logger.exception("jwtguard: unknown-kid refresh for %s failed", self.config.issuer)
+        finally:
+            cooldown = self.config.jwks_refresh_cooldown
+            if cooldown > 0:
+                self.cache.set(self.cooldown_key, time.time() + cooldown, cooldown)
+            done.set()
+            from django.db import connections
+
+            connections.close_all()
+
+    def _refresh_for_kid(self, kid: str, current: KeySet | None) -> KeySet | None:
+        """Fetch for a kid ``current`` lacks. A fetch already in flight (its lock taken) is waited out, probing
+        the lock with ``add``; its answer counts only if it has the kid, since it may have asked the issuer
+        before the kid was published: otherwise this fetches once more."""
+        if self._backing_off():
+            return current
         deadline = elapsed() + self._lock_timeout()
-        baseline = current.fetched_at if current is not None else None
-        while elapsed() < deadline:
+        while True:
+            with self._fetch_lock() as won:
+                if won:
+                    return self._fetch_unless_renewed("unknown_kid", current, kid=kid)
+            if elapsed() >= deadline:
+                return current
             time.sleep(POLL_INTERVAL)
-            entry = self.cache.get(self.entry_key)
-            if _is_entry(entry) and (baseline is None or entry["fetched_at"] > baseline):
-                return self._adopt(entry)
-            if self.cache.get(self.lock_key) is None and (kid is None or self.cache.get(self.cooldown_key) != _PENDING):
-                return self._adopt(self.cache.get(self.entry_key))
-        return self._keyset or current
+
+    def _wait_for_kid(self, kid: str, shared: KeySet, deadline: float) -> KeySet:
+        """The window is spent: wait for its fetch if it has just started (it may bring this very kid: a new
+        key is often seen by several processes at the same moment), else answer at once; the next window is
+        opened by whichever request comes once it reopens.
+
+        One request per process waits, and only until the fetch is ``PENDING_GRACE`` old: a slow issuer keeps
+        no worker beyond that. The window is read (a hint: a replica may show it late, or not at all, and then
+        nobody waits)."""
+        since = _pending_since(self.cache.get(self.cooldown_key))
+        if since is None or time.time() - since >= PENDING_GRACE:
+            return shared
+        if not self._waiter_guard.acquire(blocking=False):
+            return shared
+        try:
+            return self._poll_for_kid(kid, shared, min(deadline, elapsed() + PENDING_GRACE - (time.time() - since)))
+        finally:
+            self._waiter_guard.release()
+
+    def _poll_for_kid(self, kid: str, shared: KeySet, deadline: float) -> KeySet:
+        """Until ``deadline``, or until the window's fetch is over: the shared entry, if it brings the kid."""
+        while elapsed() < deadline:
+            time.sleep(min(POLL_INTERVAL, max(0.0, deadline - elapsed())))
+            shared = self.read_shared_keyset() or shared
+            if kid in shared.keys:
+                return shared
+            if _pending_since(self.cache.get(self.cooldown_key)) is None:
+                return self.read_shared_keyset() or shared  # the fetch is over: what it brought
+        return shared
 
     def _refresh_ahead_if_due(self, keyset: KeySet, now: float) -> None:
         """Past ``REFRESH_AHEAD_AT`` of its freshness, renew the set in a background thread (once per set)."""
@@ -783,9 +870,9 @@ class KeyProvider:
 
     def _keyset_from(self, result: FetchResult, base: KeySet | None) -> KeySet:
         ttl = self.config.jwks_cache_ttl
-        # An issuer's max-age may shorten the TTL, but not below the cooldown: `no-cache` must not turn "one
-        # fetch per TTL for the deployment" into one per second.
-        floor = max(1.0, min(ttl, self.config.jwks_refresh_cooldown))
+        # An issuer's max-age may shorten the TTL, but not below MIN_FRESH_FOR: `no-cache` (Keycloak sends it)
+        # must not turn "one fetch per TTL for the deployment" into one per second.
+        floor = max(1.0, min(ttl, MIN_FRESH_FOR))
         fresh_for = ttl if result.max_age is None else max(floor, min(ttl, result.max_age))
         if result.document is None:
             # 304 Not Modified: the same keys, fresh again, without parsing anything.
@@ -812,12 +899,13 @@ class KeyProvider:
     def _fetch_failed(
         self, reason: str, url: str, exc: FetchError, base: KeySet | None, duration: float
     ) -> KeySet | None:
-        failures = self.cache.get(self.failures_key)
-        failures = (failures if isinstance(failures, int) else 0) + 1
-        self.cache.set(self.failures_key, failures, max(self.config.jwks_max_stale, 3600))
+        # The count as the primary answers it (a read could come from a replica that lags behind).
+        failures = self.cache.incr(self.failures_key, max(self.config.jwks_max_stale, 3600))
         usable = base is not None and time.time() < base.stale_until
         backoff = self._backoff(failures, have_keys=usable)
+        # The backoff key says until when (status, Retry-After); the fetch lock, kept for the backoff, enforces it.
         self.cache.set(self.backoff_key, time.time() + backoff, backoff)
+        self._held.backoff = backoff
         self.last_error = exc.reason
         self._counts["fetch_failures"] += 1
         logger.warning(
@@ -863,6 +951,17 @@ def _algorithms_by_kid(keyset: KeySet | None) -> dict[str, tuple[str, ...]]:
 
 def _is_forgotten(entry: Any) -> bool:
     return isinstance(entry, dict) and entry.get("v") == ENTRY_VERSION and isinstance(entry.get("forgotten_at"), float)
+
+
+def _pending_since(window: Any) -> float | None:
+    """When the window's fetch started, from the window's value (``"pending <time>"``; ``-inf`` when it does
+    not say); None when no fetch is in flight as far as the value shows."""
+    if not isinstance(window, str) or not window.startswith(_PENDING):
+        return None
+    try:
+        return float(window[len(_PENDING) :])
+    except ValueError:
+        return float("-inf")
 
 
 def _is_entry(entry: Any) -> bool:

@@ -12,6 +12,7 @@ from django.core.cache.backends.base import BaseCache
 
 from jwtguard import cache as cache_module
 from jwtguard.cache import SharedCache
+from tests.support import replica
 from tests.support.loopback import RedisServer
 
 CALLS: list[str] = []
@@ -85,6 +86,24 @@ class TestOnAWorkingCache:
         cache.set("short", "x", 0.01)
         assert caches["default"].get("short") == "x"
 
+    def test_incr_counts_across_instances(self, shared_cache: str) -> None:
+        one, two = SharedCache("default"), SharedCache("default")
+        assert [one.incr("count", 60), two.incr("count", 60), one.incr("count", 60)] == [1, 2, 3]
+
+    def test_incr_answers_from_the_writes_not_from_a_replica_read(self, settings: Any) -> None:
+        settings.CACHES = {"default": {"BACKEND": "tests.support.replica.LaggingReplicaCache", "LOCATION": "incr"}}
+        one, two = SharedCache("default"), SharedCache("default")
+        try:
+            assert [one.incr("count", 60), two.incr("count", 60)] == [1, 2]
+            assert one.get("count") is None  # the replica has not caught up: a read-then-set would count 1, 1
+        finally:
+            replica.empty("incr")
+
+    def test_incr_on_a_cache_that_keeps_nothing_counts_in_this_process(self, settings: Any) -> None:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+        cache = SharedCache("default")
+        assert [cache.incr("count", 60), cache.incr("count", 60)] == [1, 2]
+
 
 class TestWhenTheCacheRaises:
     def test_every_operation_falls_back_to_process_memory(self, broken: SharedCache) -> None:
@@ -95,6 +114,10 @@ class TestWhenTheCacheRaises:
         assert broken.add("lock", "again", 60) is False
         broken.delete("lock")
         assert broken.add("lock", "again", 60) is True
+        assert broken.is_down
+
+    def test_incr_falls_back_to_process_memory(self, broken: SharedCache) -> None:
+        assert [broken.incr("count", 60), broken.incr("count", 60)] == [1, 2]
         assert broken.is_down
 
     def test_local_entries_expire(self, broken: SharedCache) -> None:

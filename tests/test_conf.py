@@ -24,7 +24,7 @@ def test_defaults_follow_the_design() -> None:
     assert issuer.jwks_url is None
     assert issuer.algorithms == ("RS256",)
     assert issuer.cache_alias == "default"
-    assert (issuer.jwks_cache_ttl, issuer.jwks_refresh_cooldown, issuer.jwks_max_stale) == (600, 30, 86400)
+    assert (issuer.jwks_cache_ttl, issuer.jwks_refresh_cooldown, issuer.jwks_max_stale) == (600, 1, 86400)
     assert (issuer.http_timeout, issuer.leeway) == (5, 60)
     assert issuer.required_claims == ()
     assert issuer.discovery_url == "https://tenant.eu.auth0.com/.well-known/openid-configuration"

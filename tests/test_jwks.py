@@ -35,6 +35,7 @@ from jwtguard.exceptions import (
 )
 from jwtguard.jwks import KeyProvider, get_provider, parse_jwks
 from jwtguard.testing import FakeIssuer, Fault, generate_key
+from tests.support import replica
 from tests.support.loopback import RedisServer, real_redis_cache, require_real_redis
 from tests.support.rawhttp import ScriptedServer, delayed, json_answer
 from tests.support.workers import Cluster, totals
@@ -89,6 +90,11 @@ def sent() -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 def fetches(records: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return [kwargs["reason"] for name, kwargs in records if name == "jwks_fetched"]
+
+
+def settled(provider: KeyProvider) -> None:
+    """Wait for the provider's unknown-kid fetch, if one still runs: its signal must not land in the next test."""
+    wait_for(lambda: provider._kid_fetch is None or provider._kid_fetch.is_set())
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -382,18 +388,68 @@ class TestUnknownKid:
                 other.get_key(f"forged-{uuid.uuid4().hex}", "RS256")
         assert issuer.jwks_requests == 2
 
-    def test_after_the_cooldown_an_unknown_kid_may_refresh_again(self, make: Make, issuer: FakeIssuer) -> None:
-        make(JWKS_REFRESH_COOLDOWN=1)
+    def test_after_a_long_cooldown_an_unknown_kid_may_refresh_again(self, make: Make, issuer: FakeIssuer) -> None:
+        make(JWKS_REFRESH_COOLDOWN=2)
         validate_token(issuer.mint())
         with pytest.raises(UnknownKeyId):
             validate_token(forged(issuer))
         issuer.add_key()
+        started = time.monotonic()
         with pytest.raises(UnknownKeyId):
-            validate_token(issuer.mint())  # within the cooldown: no fetch
+            validate_token(issuer.mint())  # the window reopens later than UNKNOWN_KID_WAIT: refused at once
+        assert time.monotonic() - started < 0.2
         assert issuer.jwks_requests == 2
-        time.sleep(1.1)
+        time.sleep(2.1)
         validate_token(issuer.mint())
         assert issuer.jwks_requests == 3
+
+    def test_a_new_kid_right_after_a_spent_window_is_accepted_once_it_reopens(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # The defaults: a forged kid spent the window a moment before the issuer published a new key. The new
+        # key's token is refused at once (nobody waits for a window that is over), and accepted from the next
+        # window on, a cooldown after the forged kid's fetch ended.
+        provider = make()
+        assert provider.config.jwks_refresh_cooldown == 1
+        validate_token(issuer.mint())
+        with pytest.raises(UnknownKeyId):
+            validate_token(forged(issuer))
+        spent = time.monotonic()
+        issuer.add_key()
+        token = issuer.mint()
+        with pytest.raises(UnknownKeyId):
+            validate_token(token)
+        assert time.monotonic() - spent < 0.2
+        while True:
+            try:
+                validate_token(token)
+                break
+            except UnknownKeyId:
+                assert time.monotonic() - spent < 1.0 + PROCESS_SLACK
+                time.sleep(0.02)
+        assert time.monotonic() - spent >= 0.9
+        assert fetches(sent) == ["cold", "unknown_kid", "unknown_kid"]
+
+    def test_the_next_window_opens_a_full_cooldown_after_a_slow_fetch_ends(
+        self, make: Make, issuer: FakeIssuer, sent: list[Any]
+    ) -> None:
+        # A fetch that outlasts the cooldown must not start the next one back to back.
+        provider = make(JWKS_REFRESH_COOLDOWN=1, HTTP_TIMEOUT=3)
+        provider.usable_keyset()
+        issuer.fault = Fault(delay=1.5)
+        with pytest.raises(UnknownKeyId):
+            provider.get_key("forged-first", "RS256")  # waits UNKNOWN_KID_WAIT, the fetch goes on
+        wait_for(lambda: fetches(sent) == ["cold", "unknown_kid"])
+        ended = time.monotonic()
+        issuer.fault = None
+        for n in range(200):
+            with pytest.raises(UnknownKeyId):
+                provider.get_key(f"forged-{n}", "RS256")
+            if issuer.jwks_requests == 3:
+                break
+            time.sleep(0.02)
+        assert issuer.jwks_requests == 3
+        assert time.monotonic() - ended >= 0.9
 
     def test_a_refresh_that_lands_while_we_look_at_the_cooldown_is_used(
         self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
@@ -426,7 +482,7 @@ class TestUnknownKid:
         found = []
         fetching = threading.Thread(target=lambda: found.append(a.get_key(new.kid, "RS256")))
         fetching.start()
-        wait_for(lambda: a.cache.get(a.cooldown_key) == "pending")
+        wait_for(lambda: str(a.cache.get(a.cooldown_key)).startswith("pending"))
         assert b.get_key(new.kid, "RS256").kid == new.kid
         fetching.join(5)
         assert found[0].kid == new.kid
@@ -440,7 +496,7 @@ class TestUnknownKid:
         a.usable_keyset()
         b.usable_keyset()
         new = issuer.add_key()
-        assert a.cache.add(a.cooldown_key, "pending", 30)
+        assert a.cache.add(a.cooldown_key, f"pending {time.time()!r}", 30)
 
         def a_goes_on() -> None:
             time.sleep(0.3)
@@ -511,6 +567,155 @@ class TestUnknownKid:
         issuer.add_key()
         validate_token(issuer.mint())  # published and used at once, right after a routine refresh
         assert fetches(sent) == ["cold", "expired", "unknown_kid"]
+
+
+class TestForgedKidsDuringASlowFetch:
+    """A slow issuer and forged kids: a forged kid waits at most UNKNOWN_KID_WAIT, one request per process (and
+    per deployment) waits for another's fetch, and a token whose key is known never waits behind them."""
+
+    def test_only_the_window_owner_and_one_waiter_are_kept(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make(HTTP_TIMEOUT=3)
+        provider.usable_keyset()
+        issuer.fault = Fault(delay=2.5)
+        waited: list[float] = []
+
+        def forged_request(n: int) -> None:
+            started = time.monotonic()
+            with pytest.raises(UnknownKeyId):
+                provider.get_key(f"forged-{n}", "RS256")
+            waited.append(time.monotonic() - started)
+
+        threads = [threading.Thread(target=forged_request, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.02)
+        started = time.monotonic()
+        assert provider.get_key(issuer.signing_key.kid, "RS256")  # a known key: answered from memory
+        known = time.monotonic() - started
+        for thread in threads:
+            thread.join(10)
+        assert len(waited) == 8
+        assert known < 0.05
+        assert max(waited) < jwks.UNKNOWN_KID_WAIT + MARGIN
+        assert sum(seconds > 0.3 for seconds in waited) <= 2  # the window's owner and the one waiter
+        assert issuer.jwks_requests == 2
+        settled(provider)
+
+    def test_async_forged_kids_do_not_fill_the_default_executor(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import asyncio
+
+        from jwtguard.edge import avalidate
+        from jwtguard.validation import get_validator
+
+        # L1 rechecked on every request: even the genuine token goes to a worker thread, behind the forged ones.
+        provider = make(HTTP_TIMEOUT=3, JWKS_L1_RECHECK=0)
+        validate_token(issuer.mint())
+        issuer.fault = Fault(delay=2.5)
+        forgeries = [forged(issuer) for _ in range(40)]
+        genuine = issuer.mint()
+
+        async def flood() -> float:
+            async def one(raw: str) -> None:
+                with pytest.raises(UnknownKeyId):
+                    await avalidate(get_validator(), raw)
+
+            tasks = [asyncio.ensure_future(one(raw)) for raw in forgeries]
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await avalidate(get_validator(), genuine)
+            latency = time.monotonic() - started
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+            return latency
+
+        assert asyncio.run(flood()) < 0.5
+        settled(provider)
+
+    def test_a_replayed_forged_kid_waits_no_longer_than_the_bound(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make(HTTP_TIMEOUT=3)
+        provider.usable_keyset()
+        issuer.fault = Fault(delay=2.5)
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(UnknownKeyId):
+                provider.get_key("forged-again", "RS256")
+            assert time.monotonic() - started < jwks.UNKNOWN_KID_WAIT + MARGIN
+        assert issuer.jwks_requests == 2
+        settled(provider)
+
+
+class TestReplicaReads:
+    """Reads that a replica serves late or not at all (django-redis SentinelClient, Django's RedisCache with
+    several LOCATIONs): lock, window, backoff and failures are decided by what writes answer on the primary,
+    and a stale read costs at most a bounded wait or one more fetch, never a 503 or a refusal that lasts."""
+
+    @pytest.fixture(autouse=True)
+    def location(self, settings: Any) -> Iterator[str]:
+        location = uuid.uuid4().hex
+        settings.CACHES = {"default": {"BACKEND": "tests.support.replica.LaggingReplicaCache", "LOCATION": location}}
+        yield location
+        replica.empty(location)
+
+    def test_a_cold_start_on_an_empty_replica_answers_every_process(self, make: Make, issuer: FakeIssuer) -> None:
+        provider = make()
+        issuer.fault = Fault(delay=0.2)
+        outcomes: list[Any] = []
+
+        def cold() -> None:
+            try:
+                outcomes.append(sorted(another_process(provider).usable_keyset().keys))
+            except KeySetUnavailable:
+                outcomes.append("503")
+
+        threads = [threading.Thread(target=cold) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert outcomes == [[issuer.signing_key.kid]] * 4
+        assert issuer.jwks_requests <= 4  # at most one fetch per process that cannot read the entry
+
+    def test_the_lock_is_free_as_soon_as_its_fetch_ends(self, make: Make, issuer: FakeIssuer) -> None:
+        a = make()
+        b = another_process(a)
+        a.refresh()
+        started = time.monotonic()
+        b.refresh()
+        assert time.monotonic() - started < 0.3
+        assert issuer.jwks_requests == 2
+
+    def test_a_new_key_is_accepted_by_a_process_that_cannot_read_the_new_entry(
+        self, make: Make, issuer: FakeIssuer, location: str, sent: list[Any]
+    ) -> None:
+        a = make(JWKS_L1_RECHECK=60)
+        b = another_process(a)
+        a.usable_keyset()
+        replica.sync(location)
+        b.usable_keyset()
+        new = issuer.add_key()
+        assert a.get_key(new.kid, "RS256").kid == new.kid
+        started = time.monotonic()
+        # b cannot read a's entry: refused until the next window, which it opens: the price of the lag.
+        while True:
+            try:
+                assert b.get_key(new.kid, "RS256").kid == new.kid
+                break
+            except UnknownKeyId:
+                assert time.monotonic() - started < 1.0 + PROCESS_SLACK
+                time.sleep(0.02)
+        assert fetches(sent) == ["cold", "unknown_kid", "unknown_kid"]
+
+    def test_a_backoff_the_replica_never_saw_still_holds(self, make: Make, issuer: FakeIssuer) -> None:
+        a = make()
+        keyset = a.usable_keyset()
+        issuer.fault = Fault(status=500)
+        with pytest.raises(KeySetUnavailable):
+            a.refresh()
+        b = another_process(a)
+        for _ in range(5):
+            assert b._refresh("expired", keyset) is keyset
+        assert issuer.jwks_requests == 2
 
 
 # -- the issuer fails -------------------------------------------------------------------------------------
@@ -771,17 +976,32 @@ class TestSlowIssuer:
         assert provider.usable_keyset().keys
         assert issuer.jwks_requests == 1
 
-    def test_the_lock_is_released_only_by_its_owner(self, make: Make, issuer: FakeIssuer) -> None:
+    def test_the_lock_is_released_only_by_its_owner(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         provider = make()
+        # A fetch that outlives its lock (a process stalled past HTTP_TIMEOUT + 1): by its own clock, the owner
+        # knows the lock may be another's by now, and leaves it alone without reading it back.
+        monkeypatch.setattr(provider, "_lock_timeout", lambda: 0.6)
         issuer.fault = Fault(delay=0.3)
         fetching = threading.Thread(target=provider.refresh)
         fetching.start()
         wait_for(lambda: issuer.jwks_requests == 1)
-        # Our lock "expired" mid-fetch and another process took it.
         provider.cache.delete(provider.lock_key)
         assert provider.cache.add(provider.lock_key, "someone-else", 30)
         fetching.join(5)
         assert provider.cache.get(provider.lock_key) == "someone-else"
+
+    def test_the_owner_releases_its_lock_without_reading_it(
+        self, make: Make, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        provider = make()
+        read: list[str] = []
+        real_get = provider.cache.get
+        monkeypatch.setattr(provider.cache, "get", lambda key: read.append(key) or real_get(key))
+        provider.refresh()
+        assert provider.lock_key not in read
+        assert provider.cache.add(provider.lock_key, "next", 1)
 
 
 # -- conditional GET, Cache-Control, refresh-ahead -----------------------------------------------------------
@@ -823,7 +1043,7 @@ class TestConditionalGet:
             ("max-age=120", 120.0),
             ("public, max-age=100000", 600.0),
             (None, 600.0),
-            # Never below the cooldown: an issuer's headers cannot make every process fetch every second.
+            # Never below 30 s: an issuer's headers cannot make every process fetch every second.
             ("max-age=10", 30.0),
             ("max-age=0", 30.0),
             ("no-cache", 30.0),
@@ -837,9 +1057,16 @@ class TestConditionalGet:
         assert provider.usable_keyset().fresh_for == fresh_for
         assert provider.cache.get(provider.entry_key)["fresh_for"] == fresh_for
 
-    def test_without_a_cooldown_no_cache_still_keeps_a_set_one_second(self, make: Make, issuer: FakeIssuer) -> None:
+    @pytest.mark.parametrize("cooldown", [0, 1])
+    def test_no_cache_keeps_a_set_30_seconds_whatever_the_cooldown(
+        self, make: Make, issuer: FakeIssuer, cooldown: float
+    ) -> None:
         issuer.cache_control = "no-store"
-        assert make(JWKS_CACHE_TTL=600, JWKS_REFRESH_COOLDOWN=0).usable_keyset().fresh_for == 1.0
+        assert make(JWKS_CACHE_TTL=600, JWKS_REFRESH_COOLDOWN=cooldown).usable_keyset().fresh_for == 30.0
+
+    def test_a_ttl_under_30_seconds_is_kept_whatever_the_issuer_says(self, make: Make, issuer: FakeIssuer) -> None:
+        issuer.cache_control = "no-cache"
+        assert make(JWKS_CACHE_TTL=10).usable_keyset().fresh_for == 10.0
 
 
 class TestRefreshAhead:
@@ -896,7 +1123,7 @@ class TestCacheOutage:
         self, make: Make, issuer: FakeIssuer, broken_cache: None, caplog: pytest.LogCaptureFixture
     ) -> None:
         with caplog.at_level(logging.WARNING, logger="jwtguard"):
-            provider = make(JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=0)
+            provider = make(JWKS_CACHE_TTL=1, JWKS_L1_RECHECK=0, JWKS_REFRESH_COOLDOWN=30)
             for _ in range(20):
                 validate_token(issuer.mint())
             time.sleep(1.05)
@@ -1077,7 +1304,7 @@ class TestPublicSurface:
     ) -> None:
         provider = make(JWKS_URL=None, JWKS_REFRESH_COOLDOWN=30)
         written: set[str] = set()
-        for name in ("set", "add"):
+        for name in ("set", "add", "incr"):
             real = getattr(provider.cache, name)
             monkeypatch.setattr(provider.cache, name, lambda key, *a, _real=real: written.add(key) or _real(key, *a))
         provider.usable_keyset()
@@ -1101,7 +1328,7 @@ class TestPublicSurface:
             provider.refresh()
         assert any(caches["default"].get(key) is not None for key in provider.cache_keys)
         provider.forget()
-        assert [caches["default"].get(key) for key in provider.cache_keys] == [None] * 6
+        assert [caches["default"].get(key) for key in provider.cache_keys] == [None] * len(provider.cache_keys)
         assert provider.status().fetched_at is None
         assert provider.status().last_error is None
         issuer.fault = None
@@ -1398,3 +1625,62 @@ class TestAcrossProcesses:
         assert {s["l1_fetched_at"] for s in states} == {states[0]["l2_fetched_at"]}
         assert states[0]["l2_fetched_at"] > fetched_at
         assert sum(s["stats"].get("fetches", 0) for s in states) == 2
+
+    # -- issue 18: forged kids arriving continuously, default settings --
+
+    def test_with_forged_kids_arriving_a_key_published_and_used_at_once_is_accepted_within_2s(
+        self, issuer: FakeIssuer
+    ) -> None:
+        with self.cluster(4, issuer) as cluster:  # default settings: JWKS_REFRESH_COOLDOWN 1 s
+            assert totals(cluster.ask("validate", {"tokens": [issuer.mint()]}))["valid"] == 4
+            new = generate_key("RS256")
+            token = issuer.mint(key=new)
+            floods = [[forged(issuer) for _ in range(200)] for _ in range(4)]
+            publish_at = time.time() + 2.0  # the flood has spent a window just before, whatever its phase
+            cluster.send(
+                "mixed", [{"forged": f, "token": token, "use_at": publish_at, "until": publish_at + 4} for f in floods]
+            )
+            time.sleep(max(0.0, publish_at - time.time()))
+            issuer.keys.append(new)
+            answers = cluster.collect()
+        for answer in answers:
+            genuine, flood = answer["genuine"], answer["forged"]
+            assert genuine["first_accepted"] is not None
+            assert genuine["first_accepted"] - publish_at <= 2.0, genuine
+            assert genuine["refused_after"] == 0
+            assert genuine == {**genuine, "unavailable": 0, "errors": []}
+            assert flood == {**flood, "valid": 0, "unavailable": 0, "errors": []}
+            assert flood["max_seconds"] < jwks.UNKNOWN_KID_WAIT + PROCESS_SLACK
+
+    def test_forged_kids_alone_cause_no_more_fetches_than_one_per_cooldown(self, issuer: FakeIssuer) -> None:
+        seconds, cooldown = 6.0, 1.0
+        with self.cluster(4, issuer) as cluster:
+            cluster.ask("validate", {"tokens": [issuer.mint()]})
+            before = issuer.jwks_requests
+            floods = [[forged(issuer) for _ in range(300)] for _ in range(4)]
+            started = time.time()
+            answers = cluster.ask(
+                "mixed",
+                [{"forged": f, "token": "", "use_at": float("inf"), "until": started + seconds} for f in floods],
+            )
+        flood = totals([a["forged"] for a in answers])
+        assert flood == {**flood, "valid": 0, "unavailable": 0, "errors": []}
+        assert sum(flood["rejected"].values()) > 400
+        # One fetch per window, each window a full cooldown after the previous fetch ended.
+        assert issuer.jwks_requests - before <= seconds / cooldown + 1
+
+    def test_a_slow_issuer_and_forged_kids_never_delay_a_known_key(self, issuer: FakeIssuer) -> None:
+        with self.cluster(4, issuer) as cluster:
+            token = issuer.mint()
+            cluster.ask("validate", {"tokens": [token]})
+            issuer.fault = Fault(delay=3.0)  # under the default HTTP_TIMEOUT (5 s): each fetch takes 3 s
+            floods = [[forged(issuer) for _ in range(200)] for _ in range(4)]
+            answers = cluster.ask("mixed", [{"forged": f, "token": token, "until": time.time() + 6} for f in floods])
+        genuine = totals([a["genuine"] for a in answers])
+        flood = totals([a["forged"] for a in answers])
+        assert genuine == {**genuine, "rejected": {}, "unavailable": 0, "errors": []}
+        assert genuine["max_seconds"] < 0.5  # the known key never waits behind the forged ones
+        assert flood == {**flood, "valid": 0, "unavailable": 0, "errors": []}
+        assert flood["max_seconds"] < jwks.UNKNOWN_KID_WAIT + PROCESS_SLACK
+        # Each worker waited at most once at a time; over 6 s the four kept on answering.
+        assert sum(flood["rejected"].values()) > 200

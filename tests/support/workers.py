@@ -3,7 +3,8 @@
 Each worker is a ``multiprocessing`` *spawn* child (a fresh interpreter, like a gunicorn worker or a pod)
 that configures Django on its own (``settings.configure``) with a real Redis as its cache and the test's
 ``FakeIssuer`` as its issuer, then obeys commands from the test: validate these tokens, keep validating
-for a while, validate until a token is accepted or refused, report its key-set state. Every command is
+for a while, validate until a token is accepted or refused, validate a token among forged ones, report its
+key-set state. Every command is
 bounded in time; every answer is plain data (counts, seconds, timestamps).
 """
 
@@ -142,6 +143,29 @@ def _until(arg: dict[str, Any], barrier: Any) -> dict[str, Any]:
     return tally.answer(reached_at=None)
 
 
+def _mixed(arg: dict[str, Any], barrier: Any) -> dict[str, Any]:
+    """Validate ``forged`` tokens round and round until the wall clock reads ``until``; from ``use_at`` on, also
+    ``token`` after each of them. Reports both tallies, when ``token`` was first accepted, and how often it was
+    refused after that."""
+    forged, genuine = Tally(), Tally()
+    first_accepted: float | None = None
+    refused_after = index = 0
+    while time.time() < arg["until"]:
+        forged.validate(arg["forged"][index % len(arg["forged"])])
+        index += 1
+        if time.time() >= arg.get("use_at", 0.0):
+            accepted = genuine.validate(arg["token"])
+            if accepted and first_accepted is None:
+                first_accepted = time.time()
+            elif not accepted and first_accepted is not None:
+                refused_after += 1
+        time.sleep(arg.get("pause", 0.005))
+    return {
+        "forged": forged.answer(),
+        "genuine": genuine.answer(first_accepted=first_accepted, refused_after=refused_after),
+    }
+
+
 def _state(arg: dict[str, Any], barrier: Any) -> dict[str, Any]:
     """What this process holds (L1) and what the shared cache holds (L2), after one ordinary lookup."""
     provider = _provider()
@@ -158,7 +182,7 @@ def _state(arg: dict[str, Any], barrier: Any) -> dict[str, Any]:
     }
 
 
-COMMANDS = {"validate": _validate, "loop": _loop, "until": _until, "state": _state}
+COMMANDS = {"validate": _validate, "loop": _loop, "until": _until, "mixed": _mixed, "state": _state}
 
 
 def serve(cache: dict[str, Any], jwtguard: dict[str, Any], inbox: Any, outbox: Any, barrier: Any) -> None:
