@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.core.cache import caches
-from django.core.management import call_command
+from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -253,9 +253,20 @@ class TestInspectAnyInput:
         verdict_of(unsigned(json.dumps(header), json.dumps(claims)))
 
 
-def test_no_subcommand_is_an_error(jwtguard_settings: FakeIssuer) -> None:
-    with pytest.raises(CommandError, match="status, refresh, inspect TOKEN, distrust KID"):
+SUBCOMMANDS = ("status", "refresh", "inspect", "distrust", "trust", "distrusted", "forget-issuer")
+
+
+def test_no_subcommand_is_an_error_that_names_every_subcommand(jwtguard_settings: FakeIssuer) -> None:
+    with pytest.raises(CommandError, match="status, refresh, inspect TOKEN, distrust KID") as raised:
         run()
+    said = str(raised.value)
+    assert [name for name in SUBCOMMANDS if name not in said] == []
+    usage = io.StringIO()
+    command = load_command_class("jwtguard", "jwtguard")
+    command.create_parser("manage.py", "jwtguard").print_help(usage)
+    helped = "".join(usage.getvalue().split())  # argparse wraps lines, at hyphens too
+    assert [name for name in SUBCOMMANDS if f"'{name}" not in helped] == []
+    assert "{" + ",".join(SUBCOMMANDS) + "}" in helped
 
 
 def test_invalid_settings_are_a_command_error(settings: Any) -> None:

@@ -16,11 +16,20 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jwtguard import signals
 from jwtguard.cache import SharedCache
-from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
-from jwtguard.distrust import DEFAULT_FOR, MAX_FOR, Distrust, caches_of, distrust_kid, read_shared, trust_kid
+from jwtguard.conf import ISSUER_DEFAULTS, IssuerConfig, JWTGuardSettings, get_settings, is_issuer_pattern
+from jwtguard.distrust import (
+    DEFAULT_FOR,
+    MAX_FOR,
+    Distrust,
+    IssuerDistrust,
+    caches_of,
+    distrust_kid,
+    read_shared,
+    trust_kid,
+)
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
-from jwtguard.issuers import RECHECK_SECONDS
-from jwtguard.jwks import KeyProviderStatus, get_provider, resolved_provider_stats
+from jwtguard.issuers import RECHECK_SECONDS, source_cache_alias
+from jwtguard.jwks import KeyProviderStatus, get_provider, providers, resolved_provider_stats
 from jwtguard.validation import get_validator, parse
 
 #: Claims holding NumericDate times, shown as dates by ``inspect``.
@@ -34,12 +43,13 @@ class Command(BaseCommand):
         "Inspect and warm jwtguard's shared key sets: 'status' shows each issuer's cached key set, 'refresh' "
         "fetches now (non-zero exit on failure, for deploy hooks), 'inspect TOKEN' decodes a token without "
         "trusting it and says whether jwtguard would accept it and why; 'distrust KID' makes every process refuse "
-        "a key, 'trust KID' ends that, 'distrusted' lists what is refused."
+        "a key, 'trust KID' ends that, 'distrusted' lists what is refused; 'forget-issuer ISS' drops "
+        "ISSUER_SOURCE's answer for an issuer."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         subcommands = parser.add_subparsers(
-            dest="subcommand", metavar="{status,refresh,inspect,distrust,trust,distrusted}"
+            dest="subcommand", metavar="{status,refresh,inspect,distrust,trust,distrusted,forget-issuer}"
         )
         # Django's CommandParser needs the subparsers built with its own class to report errors properly.
         status = subcommands.add_parser("status", help="each issuer's key set: where it is cached, age, kids")
@@ -63,7 +73,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options.get("subcommand")
         if subcommand is None:
-            raise CommandError("say what to do: status, refresh, inspect TOKEN, distrust KID, trust KID or distrusted")
+            raise CommandError(
+                "say what to do: status, refresh, inspect TOKEN, distrust KID, trust KID, distrusted or "
+                "forget-issuer ISS"
+            )
         try:
             settings = get_settings()
         except ImproperlyConfigured as exc:
@@ -80,7 +93,9 @@ class Command(BaseCommand):
         elif subcommand == "trust":
             self.trust(settings, options["kid"], options.get("issuer"))
         elif subcommand == "distrusted":
-            self.distrusted(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
+            issuer = options.get("issuer")
+            chosen = _selected(settings, issuer) if issuer is not None else _distrust_scope(settings, None)[0]
+            self.distrusted(chosen, as_json=bool(options.get("json")))
         elif subcommand == "forget-issuer":
             self.forget_issuer(options["iss"])
         else:
@@ -221,11 +236,11 @@ class Command(BaseCommand):
     def distrust(
         self, settings: JWTGuardSettings, kid: str, issuer: str | None, seconds: float | None, reason: str
     ) -> None:
-        configs = _selected(settings, issuer)
+        configs, scope, named = _distrust_scope(settings, issuer)
         if seconds is not None and not 0 < seconds <= MAX_FOR:
             raise CommandError(f"--for must be a number of seconds from 1 to {MAX_FOR:.0f}, not {seconds!r}")
-        for cache in caches_of(configs):
-            record = distrust_kid(cache, kid, issuer=issuer, seconds=seconds, reason=reason)
+        for cache in _distrust_caches(settings, configs):
+            record = distrust_kid(cache, kid, issuer=scope, seconds=seconds, reason=reason)
             _written(cache, record is not None)
             # Read back through a new wrapper (no memory of ours): a cache that keeps nothing shares nothing.
             if record is not None and read_shared(SharedCache(cache.alias)).get(record.scope) != record:
@@ -233,27 +248,28 @@ class Command(BaseCommand):
                     f"cache {cache.alias!r} does not keep what is written (DummyCache?): the distrust list was NOT "
                     "shared; use DISTRUSTED_KIDS and deploy"
                 )
-        for config in configs:
-            get_provider(config).distrusted()  # this process reads it at once (and logs it)
+        _read_now(configs)
         until = _when(time.time() + (DEFAULT_FOR if seconds is None else seconds))
+        recheck = max((c.jwks_l1_recheck for c in configs), default=ISSUER_DEFAULTS["JWKS_L1_RECHECK"])
         self.stdout.write(
             self.style.WARNING(
-                f"kid {kid!r} distrusted for {issuer or 'every issuer'} until {until}: every process refuses it "
-                f"within JWKS_L1_RECHECK ({max(c.jwks_l1_recheck for c in configs):g}s)"
+                f"kid {kid!r} distrusted for {named} until {until}: every process refuses it "
+                f"within JWKS_L1_RECHECK ({recheck:g}s)"
             )
         )
 
     def trust(self, settings: JWTGuardSettings, kid: str, issuer: str | None) -> None:
-        configs = _selected(settings, issuer)
+        configs, scope, _named = _distrust_scope(settings, issuer)
         ended = 0
-        for cache in caches_of(configs):
-            records = trust_kid(cache, kid, issuer=issuer)
+        for cache in _distrust_caches(settings, configs):
+            records = trust_kid(cache, kid, issuer=scope)
             _written(cache, records is not None)
             ended += len(records or [])
+        _read_now(configs)
         still = [
             f"{config.issuer} ({entry.source}{'' if entry.issuer else ', every issuer'})"
             for config in configs
-            for entry in get_provider(config).distrusted()
+            for entry in _distrusted(config)
             if entry.kid == kid
         ]
         if still:
@@ -267,7 +283,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"kid {kid!r} trusted again: every process within JWKS_L1_RECHECK"))
 
     def distrusted(self, issuers: list[IssuerConfig], *, as_json: bool) -> None:
-        listed = [(config, entry) for config in issuers for entry in get_provider(config).distrusted()]
+        listed = [(config, entry) for config in issuers for entry in _distrusted(config)]
         if as_json:
             self.stdout.write(json.dumps([_distrust_row(config, entry) for config, entry in listed], indent=2))
             return
@@ -374,6 +390,11 @@ def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConf
     if issuer is None:
         return list(settings.issuers)
     chosen = [config for config in settings.issuers if config.issuer == issuer]
+    if not chosen and any(pattern.pattern == issuer for pattern in settings.patterns):
+        raise CommandError(
+            f"{issuer!r} is an ISSUER pattern, not an issuer: run without --issuer (every issuer), or with --issuer "
+            "and one of its issuers (a token's iss)"
+        )
     if not chosen and (settings.patterns or settings.issuer_source is not None):
         # A tenant's issuer: resolved as a token naming it would be (the source may be asked).
         try:
@@ -382,9 +403,51 @@ def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConf
             raise CommandError(f"{issuer}: {exc.reason}") from exc
         chosen = [resolved] if isinstance(resolved, IssuerConfig) else []
     if not chosen:
-        known = ", ".join(config.issuer for config in settings.issuers)
-        raise CommandError(f"no issuer {issuer!r} is configured; configured: {known}")
+        known = ", ".join([config.issuer for config in settings.issuers] + [p.pattern for p in settings.patterns])
+        source = " (nor by ISSUER_SOURCE)" if settings.issuer_source is not None else ""
+        raise CommandError(f"no issuer {issuer!r} is configured{source}; configured: {known or 'none'}")
     return chosen
+
+
+def _distrust_scope(settings: JWTGuardSettings, issuer: str | None) -> tuple[list[IssuerConfig], str | None, str]:
+    """What ``distrust`` and ``trust`` act on: the issuers whose lists they read, the records' issuer (None:
+    every issuer) and how to name it. Without ``--issuer``, the patterns' templates too. With a resolved issuer,
+    the records name its key provider, which serves every issuer whose keys are at one JWKS URL (all Entra ID
+    tenants): a kid is distrusted for the key set it is in, so for all of them."""
+    if issuer is None:
+        return [*settings.issuers, *(pattern.template for pattern in settings.patterns)], None, "every issuer"
+    configs = _selected(settings, issuer)
+    keys = get_provider(configs[0]).config.issuer
+    if keys == issuer:
+        return configs, issuer, issuer
+    return configs, keys, f"{issuer} (the keys of {issuer} are those at {keys}: every issuer whose keys are there)"
+
+
+def _distrust_caches(settings: JWTGuardSettings, configs: list[IssuerConfig]) -> list[SharedCache]:
+    """The caches whose distrust lists ``configs`` read, and ``ISSUER_SOURCE``'s (its issuers' by default)."""
+    caches = caches_of(configs)
+    if settings.issuer_source is not None and source_cache_alias(settings) not in {c.alias for c in caches}:
+        caches.append(SharedCache(source_cache_alias(settings)))
+    return caches
+
+
+def _read_now(configs: list[IssuerConfig]) -> None:
+    """This process reads the distrust lists at once (and logs what changed): those of ``configs``, and of the key
+    providers it holds for issuers resolved at run time."""
+    for config in configs:
+        _distrusted(config)
+    for provider in providers():
+        provider.distrusted()
+
+
+def _distrusted(config: IssuerConfig) -> list[Distrust]:
+    """What ``config`` refuses, read now. A pattern's template is no issuer and gets no key provider: its list
+    (``DISTRUSTED_KIDS``, and records for every issuer) is read on its own."""
+    if not is_issuer_pattern(config.issuer):
+        return get_provider(config).distrusted()
+    held = IssuerDistrust(config, SharedCache(config.cache_alias))
+    held.read()
+    return held.entries()
 
 
 def _read_token(value: str) -> str:
