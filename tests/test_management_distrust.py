@@ -16,6 +16,7 @@ from jwtguard.conf import get_settings, reset
 from jwtguard.exceptions import DistrustedKey
 from jwtguard.jwks import get_provider
 from jwtguard.testing import FakeIssuer
+from jwtguard.validation import get_validator
 
 Configure = Callable[..., None]
 
@@ -159,6 +160,17 @@ class TestIssuersResolvedAtRunTime:
         assert row == {**row, "kid": kid, "every_issuer": False}
         assert f"kid {kid!r} trusted again" in run("trust", kid, "--issuer", entra_iss(TENANT_B))
         assert validate_token(entra_token(entra, TENANT_A)).claims["tid"] == TENANT_A
+
+    def test_a_cached_token_of_a_tenant_is_refused_at_once(self, entra: FakeIssuer) -> None:
+        token = entra_token(entra, TENANT_A)
+        validator = get_validator()
+        for _ in range(3):  # stored the second time, a hit the third
+            validator.validate(token)
+        assert validator.token_cache is not None
+        assert validator.token_cache.hits == 1
+        run("distrust", entra.signing_key.kid, "--issuer", entra_iss(TENANT_B))
+        with pytest.raises(DistrustedKey):
+            validator.validate(token)
 
     def test_a_pattern_is_no_issuer_and_the_refusal_says_what_to_do(self, entra: FakeIssuer) -> None:
         with pytest.raises(CommandError, match=r"is an ISSUER pattern.*without --issuer.*one of its issuers"):
