@@ -32,7 +32,7 @@ from jwtguard.conf import (
     parse_settings,
     pattern_problem,
     remote_plain_http,
-    source_issuer_config,
+    source_defaults,
     untyped_client_id_audiences,
 )
 
@@ -137,7 +137,7 @@ def _check_source(parsed: JWTGuardSettings, raw: Mapping[str, Any], checked: set
     if parsed.issuer_source is None:
         return []
     try:
-        config = source_issuer_config(parsed, "https://issuer-source.invalid/", {"AUDIENCE": "-"})
+        config = source_defaults(parsed)
     except ImproperlyConfigured as exc:  # a top-level key no answer could be read over
         return [_parse_error(str(exc))]
     if config.cache_alias in checked | {p.template.cache_alias for p in parsed.patterns}:

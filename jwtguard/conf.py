@@ -735,6 +735,17 @@ def source_issuer_config(settings: JWTGuardSettings, iss: str, answer: object) -
     return replace(config, origin="ISSUER_SOURCE", distrusted_kids=config.distrusted_kids | everywhere)
 
 
+#: The ``ISSUER`` of ``source_defaults``: no URL, so never the ``iss`` of a token.
+SOURCE_DEFAULTS_ISSUER = "ISSUER_SOURCE"
+
+
+def source_defaults(settings: JWTGuardSettings) -> IssuerConfig:
+    """What every ``ISSUER_SOURCE`` answer gets from the top level unless it says otherwise (its cache, ``DPOP``,
+    ``DISTRUSTED_KIDS``), as the issuer ``SOURCE_DEFAULTS_ISSUER``; ``ImproperlyConfigured`` when a top-level key
+    is one no answer could be read over."""
+    return source_issuer_config(settings, SOURCE_DEFAULTS_ISSUER, {"AUDIENCE": "-"})
+
+
 _reset_callbacks: list[Callable[[], None]] = []
 
 

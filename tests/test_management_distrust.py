@@ -205,6 +205,22 @@ class TestIssuersResolvedAtRunTime:
             validate_token(issuer.mint(iss="https://b.example.com/", aud="api://orders"))
         assert validate_token(token_a).issuer.issuer == "https://a.example.com/"
 
+    def test_with_issuer_source_alone_distrust_is_shared_listed_and_fails_on_a_cache_that_keeps_nothing(
+        self, issuer: FakeIssuer, settings: Any
+    ) -> None:
+        kid = issuer.signing_key.kid
+        settings.JWTGUARD = {"ISSUER_SOURCE": "tests.test_management_distrust.one_tenant_source"}
+        one_tenant.update(ISSUER="https://tenant.example.com/", JWKS_URL=issuer.jwks_url)
+        run("distrust", kid, "--reason", "leaked")
+        [row] = listed()
+        assert row == {**row, "kid": kid, "issuer": "ISSUER_SOURCE", "every_issuer": True, "source": "cache"}
+        with pytest.raises(DistrustedKey):
+            validate_token(issuer.mint(iss="https://tenant.example.com/", aud="api://orders"))
+        assert f"kid {kid!r} trusted again" in run("trust", kid)
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+        with pytest.raises(CommandError, match="does not keep what is written"):
+            run("distrust", kid)
+
 
 #: What ``one_tenant_source`` answers for its one ``ISSUER`` (set by the test).
 one_tenant: dict[str, Any] = {}

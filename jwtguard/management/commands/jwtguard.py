@@ -16,7 +16,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jwtguard import signals
 from jwtguard.cache import SharedCache
-from jwtguard.conf import ISSUER_DEFAULTS, IssuerConfig, JWTGuardSettings, get_settings, is_issuer_pattern
+from jwtguard.conf import (
+    ISSUER_DEFAULTS,
+    SOURCE_DEFAULTS_ISSUER,
+    IssuerConfig,
+    JWTGuardSettings,
+    get_settings,
+    is_issuer_pattern,
+    source_defaults,
+)
 from jwtguard.distrust import (
     DEFAULT_FOR,
     MAX_FOR,
@@ -28,7 +36,7 @@ from jwtguard.distrust import (
     trust_kid,
 )
 from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
-from jwtguard.issuers import RECHECK_SECONDS, source_cache_alias
+from jwtguard.issuers import RECHECK_SECONDS
 from jwtguard.jwks import KeyProviderStatus, get_provider, providers, resolved_provider_stats
 from jwtguard.validation import get_validator, parse
 
@@ -239,7 +247,7 @@ class Command(BaseCommand):
         configs, scope, named = _distrust_scope(settings, issuer)
         if seconds is not None and not 0 < seconds <= MAX_FOR:
             raise CommandError(f"--for must be a number of seconds from 1 to {MAX_FOR:.0f}, not {seconds!r}")
-        for cache in _distrust_caches(settings, configs):
+        for cache in caches_of(configs):
             record = distrust_kid(cache, kid, issuer=scope, seconds=seconds, reason=reason)
             _written(cache, record is not None)
             # Read back through a new wrapper (no memory of ours): a cache that keeps nothing shares nothing.
@@ -261,7 +269,7 @@ class Command(BaseCommand):
     def trust(self, settings: JWTGuardSettings, kid: str, issuer: str | None) -> None:
         configs, scope, _named = _distrust_scope(settings, issuer)
         ended = 0
-        for cache in _distrust_caches(settings, configs):
+        for cache in caches_of(configs):
             records = trust_kid(cache, kid, issuer=scope)
             _written(cache, records is not None)
             ended += len(records or [])
@@ -411,24 +419,22 @@ def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConf
 
 def _distrust_scope(settings: JWTGuardSettings, issuer: str | None) -> tuple[list[IssuerConfig], str | None, str]:
     """What ``distrust`` and ``trust`` act on: the issuers whose lists they read, the records' issuer (None:
-    every issuer) and how to name it. Without ``--issuer``, the patterns' templates too. With a resolved issuer,
-    the records name its key provider, which serves every issuer whose keys are at one JWKS URL (all Entra ID
-    tenants): a kid is distrusted for the key set it is in, so for all of them."""
+    every issuer) and how to name it. Without ``--issuer``, the patterns' templates and the source's too. With a
+    resolved issuer, the records name its key provider, which serves every issuer whose keys are at one JWKS URL
+    (all Entra ID tenants): a kid is distrusted for the key set it is in, so for all of them."""
     if issuer is None:
-        return [*settings.issuers, *(pattern.template for pattern in settings.patterns)], None, "every issuer"
+        templates = [pattern.template for pattern in settings.patterns]
+        if settings.issuer_source is not None:
+            try:
+                templates.append(source_defaults(settings))
+            except ImproperlyConfigured as exc:  # a top-level key no answer could be read over
+                raise CommandError(f"settings.JWTGUARD is invalid: {exc}") from exc
+        return [*settings.issuers, *templates], None, "every issuer"
     configs = _selected(settings, issuer)
     keys = get_provider(configs[0]).config.issuer
     if keys == issuer:
         return configs, issuer, issuer
     return configs, keys, f"{issuer} (the keys of {issuer} are those at {keys}: every issuer whose keys are there)"
-
-
-def _distrust_caches(settings: JWTGuardSettings, configs: list[IssuerConfig]) -> list[SharedCache]:
-    """The caches whose distrust lists ``configs`` read, and ``ISSUER_SOURCE``'s (its issuers' by default)."""
-    caches = caches_of(configs)
-    if settings.issuer_source is not None and source_cache_alias(settings) not in {c.alias for c in caches}:
-        caches.append(SharedCache(source_cache_alias(settings)))
-    return caches
 
 
 def _read_now(configs: list[IssuerConfig]) -> None:
@@ -441,9 +447,9 @@ def _read_now(configs: list[IssuerConfig]) -> None:
 
 
 def _distrusted(config: IssuerConfig) -> list[Distrust]:
-    """What ``config`` refuses, read now. A pattern's template is no issuer and gets no key provider: its list
-    (``DISTRUSTED_KIDS``, and records for every issuer) is read on its own."""
-    if not is_issuer_pattern(config.issuer):
+    """What ``config`` refuses, read now. A pattern's or the source's template is no issuer and gets no key
+    provider: its list (``DISTRUSTED_KIDS``, and records for every issuer) is read on its own."""
+    if config.issuer != SOURCE_DEFAULTS_ISSUER and not is_issuer_pattern(config.issuer):
         return get_provider(config).distrusted()
     held = IssuerDistrust(config, SharedCache(config.cache_alias))
     held.read()
