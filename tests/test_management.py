@@ -141,6 +141,27 @@ class TestInspect:
         assert "rejected: token_expired (expired at 20" in text
         assert "UTC, 60 min ago)" in text
 
+    @pytest.mark.parametrize(
+        ("mode", "bound", "said"),
+        [
+            ("allowed", True, "would be accepted with a DPoP proof by the key it is bound to"),
+            ("required", True, "would be accepted with a DPoP proof by the key it is bound to"),
+            ("required", False, "bound to no key (no cnf.jkt): this issuer requires DPoP, so it is never accepted"),
+        ],
+    )
+    def test_a_token_that_needs_a_dpop_proof_is_said_to(
+        self, issuer: FakeIssuer, configure: Callable[..., None], mode: str, bound: bool, said: str
+    ) -> None:
+        from jwtguard.testing import DPoPKey
+
+        configure(issuer, DPOP=mode, DPOP_PUBLIC_URL="https://api.example.com")
+        token = issuer.mint(cnf=DPoPKey("ES256").cnf) if bound else issuer.mint()
+        out = io.StringIO()
+        with pytest.raises(CommandError, match=r"token rejected \(dpop_"):
+            call_command("jwtguard", "inspect", token, stdout=out)
+        assert "the token passed every other check" in out.getvalue()
+        assert said in out.getvalue()
+
     def test_wrong_audience(self, jwtguard_settings: FakeIssuer) -> None:
         out = io.StringIO()
         with pytest.raises(CommandError):

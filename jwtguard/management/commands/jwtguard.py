@@ -35,7 +35,7 @@ from jwtguard.distrust import (
     read_shared,
     trust_kid,
 )
-from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
+from jwtguard.exceptions import DPoPRequired, KeySetUnavailable, MalformedToken, TokenError
 from jwtguard.issuers import RECHECK_SECONDS
 from jwtguard.jwks import KeyProviderStatus, get_provider, providers, resolved_provider_stats
 from jwtguard.validation import get_validator, parse
@@ -503,6 +503,14 @@ def _explain(exc: TokenError, claims: dict[str, Any], now: float) -> str:
     exp = claims.get("exp")
     if exc.code == "token_expired" and isinstance(exp, (int, float)) and not isinstance(exp, bool):
         return f"expired at {_when(exp)}, {_from_now(exp, now)}"
+    if isinstance(exc, DPoPRequired):
+        # Checked last, once the token passed everything else; inspect has no proof to give.
+        cnf = claims.get("cnf")
+        if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str):
+            verdict = "it would be accepted with a DPoP proof by the key it is bound to"
+        else:
+            verdict = "it is bound to no key (no cnf.jkt): this issuer requires DPoP, so it is never accepted"
+        return f"{reason}; the token passed every other check, and {verdict}"
     return reason
 
 
