@@ -322,6 +322,12 @@ class TestResolvedIssuers:
             assert "key set:     fresh" in realm
             assert server.fetches("certs") == 3
 
+    def test_refresh_without_issuer_says_what_it_does_for_patterns_and_the_source(self, settings: Any) -> None:
+        settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}
+        assert "issuers from patterns and ISSUER_SOURCE are fetched on first use" in run("refresh")
+        with pytest.raises(CommandError, match=r"is an ISSUER pattern, not an issuer"):
+            run("refresh", "--issuer", "https://sso.example.com/realms/{realm}")
+
     def test_status_of_an_issuer_no_pattern_matches_is_an_error(self, settings: Any) -> None:
         settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}
         with pytest.raises(CommandError, match="no issuer 'https://elsewhere.example.com/' is configured"):

@@ -95,6 +95,11 @@ class Command(BaseCommand):
                 _selected(settings, options.get("issuer")), as_json=bool(options.get("json")), resolved=resolved
             )
         elif subcommand == "refresh":
+            if options.get("issuer") is None and (settings.patterns or settings.issuer_source is not None):
+                self.stdout.write(
+                    "issuers from patterns and ISSUER_SOURCE are fetched on first use; 'refresh --issuer ISS' "
+                    "fetches one now"
+                )
             self.refresh(_selected(settings, options.get("issuer")), forget_stale=bool(options.get("forget_stale")))
         elif subcommand == "distrust":
             self.distrust(settings, options["kid"], options.get("issuer"), options.get("seconds"), options["reason"])
