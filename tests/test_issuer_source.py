@@ -136,6 +136,28 @@ class TestForget:
         assert asked() == [tenant.issuer, tenant.issuer]
         assert resolved_provider_stats()["held"] == 0
 
+    @pytest.mark.parametrize(
+        "cache",
+        [
+            {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},  # per-process: this process's memory
+            {  # Redis down: this process's memory until it answers
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": "redis://127.0.0.1:9/0",
+                "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+            },
+        ],
+    )
+    def test_issuer_changed_drops_the_tenant_at_once_when_the_cache_keeps_nothing(
+        self, tenant: FakeIssuer, settings: Any, cache: dict[str, Any]
+    ) -> None:
+        settings.CACHES = {**settings.CACHES, "default": cache}
+        validator = get_validator()
+        validator.validate(tenant.mint())
+        Tenant.objects.all().delete()
+        issuer_changed.send(sender=None, issuer=tenant.issuer)
+        with pytest.raises(exceptions.UnknownIssuer):
+            validator.validate(tenant.mint())
+
     def test_manage_py_forget_issuer(self, tenant: FakeIssuer, capsys: pytest.CaptureFixture[str]) -> None:
         get_validator().validate(tenant.mint())
         Tenant.objects.update(audience="https://another.api.example")
