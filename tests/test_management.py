@@ -328,6 +328,11 @@ class TestResolvedIssuers:
         with pytest.raises(CommandError, match=r"is an ISSUER pattern, not an issuer"):
             run("refresh", "--issuer", "https://sso.example.com/realms/{realm}")
 
+    def test_forget_issuer_without_a_source_says_it_has_nothing_to_drop(self, settings: Any) -> None:
+        settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}
+        with pytest.raises(CommandError, match="no ISSUER_SOURCE is configured"):
+            run("forget-issuer", "https://sso.example.com/realms/acme")
+
     def test_status_of_an_issuer_no_pattern_matches_is_an_error(self, settings: Any) -> None:
         settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}
         with pytest.raises(CommandError, match="no issuer 'https://elsewhere.example.com/' is configured"):

@@ -110,6 +110,11 @@ class Command(BaseCommand):
             chosen = _selected(settings, issuer) if issuer is not None else _distrust_scope(settings, None)[0]
             self.distrusted(chosen, as_json=bool(options.get("json")))
         elif subcommand == "forget-issuer":
+            if settings.issuer_source is None:
+                raise CommandError(
+                    "no ISSUER_SOURCE is configured: forget-issuer drops its answers (ISSUERS entries and patterns "
+                    "change with the settings)"
+                )
             self.forget_issuer(options["iss"])
         else:
             self.inspect(_read_token(options["token"]))
