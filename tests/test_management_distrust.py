@@ -158,6 +158,9 @@ class TestIssuersResolvedAtRunTime:
                 validate_token(entra_token(entra, tid))
         [row] = json.loads(run("distrusted", "--json", "--issuer", entra_iss(TENANT_B)))
         assert row == {**row, "kid": kid, "every_issuer": False}
+        [row] = listed()  # without --issuer too, named by the key set's URL
+        assert row == {**row, "kid": kid, "issuer": entra.jwks_url, "every_issuer": False}
+        assert f"{kid}  issuer {entra.jwks_url} (this issuer)" in run("distrusted")
         assert f"kid {kid!r} trusted again" in run("trust", kid, "--issuer", entra_iss(TENANT_B))
         assert validate_token(entra_token(entra, TENANT_A)).claims["tid"] == TENANT_A
 

@@ -32,6 +32,7 @@ from jwtguard.distrust import (
     IssuerDistrust,
     caches_of,
     distrust_kid,
+    merge,
     read_shared,
     trust_kid,
 )
@@ -106,9 +107,7 @@ class Command(BaseCommand):
         elif subcommand == "trust":
             self.trust(settings, options["kid"], options.get("issuer"))
         elif subcommand == "distrusted":
-            issuer = options.get("issuer")
-            chosen = _selected(settings, issuer) if issuer is not None else _distrust_scope(settings, None)[0]
-            self.distrusted(chosen, as_json=bool(options.get("json")))
+            self.distrusted(_distrusted_rows(settings, options.get("issuer")), as_json=bool(options.get("json")))
         elif subcommand == "forget-issuer":
             if settings.issuer_source is None:
                 raise CommandError(
@@ -300,31 +299,44 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS(f"kid {kid!r} trusted again: every process within JWKS_L1_RECHECK"))
 
-    def distrusted(self, issuers: list[IssuerConfig], *, as_json: bool) -> None:
-        listed = [(config, entry) for config in issuers for entry in _distrusted(config)]
+    def distrusted(self, listed: list[tuple[str, Distrust]], *, as_json: bool) -> None:
         if as_json:
-            self.stdout.write(json.dumps([_distrust_row(config, entry) for config, entry in listed], indent=2))
+            self.stdout.write(json.dumps([_distrust_row(issuer, entry) for issuer, entry in listed], indent=2))
             return
         if not listed:
             self.stdout.write("no kid is distrusted")
-        for config, entry in listed:
+        for issuer, entry in listed:
             if entry.source == "settings":
                 when = "since start-up, until removed from DISTRUSTED_KIDS"
             else:
                 when = f"since {_when(entry.since)}, until {_when(entry.until)}"
             scope = "this issuer" if entry.issuer else "every issuer"
             self.stdout.write(
-                f"{entry.kid}  issuer {config.issuer} ({scope})  {when}  source {entry.source}  "
-                f"reason: {entry.reason or '-'}"
+                f"{entry.kid}  issuer {issuer} ({scope})  {when}  source {entry.source}  reason: {entry.reason or '-'}"
             )
 
 
-def _distrust_row(config: IssuerConfig, entry: Distrust) -> dict[str, Any]:
+def _distrusted_rows(settings: JWTGuardSettings, issuer: str | None) -> list[tuple[str, Distrust]]:
+    """What ``distrusted`` lists, by issuer. Without ``--issuer``, also the shared records that none of the issuers
+    listed answers for: those given for a tenant, named by its key set (its JWKS URL when that is shared)."""
+    if issuer is not None:
+        return [(config.issuer, entry) for config in _selected(settings, issuer) for entry in _distrusted(config)]
+    configs = _distrust_scope(settings, None)[0]
+    rows = [(config.issuer, entry) for config in configs for entry in _distrusted(config)]
+    named = {config.issuer for config in configs}
+    for cache in caches_of(configs):
+        for record in merge(read_shared(cache), now=time.time()).values():
+            if not record.trusted and record.issuer is not None and record.issuer not in named:
+                rows.append((record.issuer, record))
+    return rows
+
+
+def _distrust_row(issuer: str, entry: Distrust) -> dict[str, Any]:
     """One line of ``distrusted --json``: times are None for ``DISTRUSTED_KIDS`` (from start-up, for ever)."""
     from_settings = entry.source == "settings"
     return {
         "kid": entry.kid,
-        "issuer": config.issuer,
+        "issuer": issuer,
         "every_issuer": entry.issuer is None,
         "since": None if from_settings else entry.since,
         "until": None if from_settings else entry.until,
