@@ -140,6 +140,10 @@ class TestConditions:
         messages = run_checks(settings, {**source, **public}, {"default": LOCMEM})
         assert ids(messages) == ["jwtguard.W001", "jwtguard.W010"]
         assert "JWTGUARD['CACHE_ALIAS']" in messages[0].msg
+        # A top-level key no answer could be read over fails every answer (503s): said at start-up.
+        [message] = run_checks(settings, {**source, "ALGORITHMS": ["HS256"]}, {"default": REDIS})
+        assert message.id == "jwtguard.E001"
+        assert "HS256" in message.msg
         # Checked once when an ISSUERS entry already has the same cache.
         assert ids(run_checks(settings, {**source, "ISSUERS": [GOOD]}, dummy)) == ["jwtguard.E008"]
 
