@@ -32,6 +32,7 @@ from jwtguard.conf import (
     parse_settings,
     pattern_problem,
     remote_plain_http,
+    source_defaults,
     untyped_client_id_audiences,
 )
 
@@ -123,9 +124,26 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     for name, values in entries:
         config = next(patterns).template if is_issuer_pattern(values.get("ISSUER")) else next(statics)
         messages.extend(_check_issuer(config, name))
+    messages.extend(_check_source(parsed, raw, checked={config.cache_alias for config in parsed.issuers}))
     messages.extend(_check_user_ids(parsed))
     messages.extend(_check_dpop_url(parsed))
     return messages
+
+
+def _check_source(parsed: JWTGuardSettings, raw: Mapping[str, Any], checked: set[str]) -> list[CheckMessage]:
+    """``ISSUER_SOURCE``'s answers are read over the top-level keys, and shared in the top-level ``CACHE_ALIAS``
+    (with, unless an answer says otherwise, its tenants' key sets and DPoP replays): that cache and ``DPOP`` are
+    checked as an entry's would be, unless an ``ISSUERS`` entry's check already looked at that cache."""
+    if parsed.issuer_source is None:
+        return []
+    try:
+        config = source_defaults(parsed)
+    except ImproperlyConfigured as exc:  # a top-level key no answer could be read over
+        return [_parse_error(str(exc))]
+    if config.cache_alias in checked | {p.template.cache_alias for p in parsed.patterns}:
+        return []
+    name = _Names(SETTINGS_NAME, {key: value for key, value in raw.items() if key in ISSUER_DEFAULTS}, {})
+    return [*_check_cache(config, name), *_check_dpop_replay(config, name)]
 
 
 class _Names:

@@ -193,17 +193,21 @@ class JWTGuardSettings:
     @property
     def dpop_accepted(self) -> bool:
         """Whether any issuer accepts DPoP: only then is ``Authorization: DPoP`` ours to answer."""
-        return any(config.dpop != "off" for config in self._static_configs)
+        return any(mode != "off" for mode in self._dpop_modes)
 
     @property
     def bearer_accepted(self) -> bool:
         """Whether any issuer accepts a plain Bearer token (its ``DPOP`` is not ``"required"``)."""
-        return any(config.dpop != "required" for config in self._static_configs)
+        return any(mode != "required" for mode in self._dpop_modes)
 
     @property
-    def _static_configs(self) -> tuple[IssuerConfig, ...]:
-        """The issuers and the patterns' templates (``ISSUER_SOURCE`` answers are not known in advance)."""
-        return self.issuers + tuple(pattern.template for pattern in self.patterns)
+    def _dpop_modes(self) -> tuple[str, ...]:
+        """``DPOP`` of the issuers, of the patterns' templates and, with ``ISSUER_SOURCE``, the top level's (which
+        its answers are read over; one that accepts DPoP while nothing here does is refused as a bad answer)."""
+        modes = tuple(config.dpop for config in self.issuers + tuple(p.template for p in self.patterns))
+        if self.issuer_source is not None:
+            modes += (str((self.shared_issuer_values or {}).get("DPOP", ISSUER_DEFAULTS["DPOP"])),)
+        return modes
 
     def issuer_for(self, iss: object) -> IssuerConfig | None:
         """The issuer a token is routed to by its unverified ``iss``: the one whose ``ISSUER`` equals it.
@@ -719,9 +723,27 @@ def source_issuer_config(settings: JWTGuardSettings, iss: str, answer: object) -
         raise _fail("ISSUER_SOURCE", f"answered a pattern's keys (BIND_CLAIMS, placeholders) for {iss!r}.")
     shared = settings.shared_issuer_values or {}
     config = _issuer_config({**shared, **answer, "ISSUER": iss}, "ISSUER_SOURCE")
+    if config.dpop != "off" and not settings.dpop_accepted:
+        # The edges read `Authorization: DPoP` only when some issuer accepts DPoP: this tenant's would never pass.
+        raise _fail(
+            "ISSUER_SOURCE",
+            f"answered DPOP {config.dpop!r} for {iss!r} while DPoP is off for every issuer: set the top-level "
+            "DPOP to 'allowed' (each answer may still say 'off' or 'required').",
+        )
     # As for ISSUERS entries, the top level's DISTRUSTED_KIDS holds for every issuer the source names too.
     everywhere = frozenset(_strings({**ISSUER_DEFAULTS, **shared}, "DISTRUSTED_KIDS", allow_single=False))
     return replace(config, origin="ISSUER_SOURCE", distrusted_kids=config.distrusted_kids | everywhere)
+
+
+#: The ``ISSUER`` of ``source_defaults``: no URL, so never the ``iss`` of a token.
+SOURCE_DEFAULTS_ISSUER = "ISSUER_SOURCE"
+
+
+def source_defaults(settings: JWTGuardSettings) -> IssuerConfig:
+    """What every ``ISSUER_SOURCE`` answer gets from the top level unless it says otherwise (its cache, ``DPOP``,
+    ``DISTRUSTED_KIDS``), as the issuer ``SOURCE_DEFAULTS_ISSUER``; ``ImproperlyConfigured`` when a top-level key
+    is one no answer could be read over."""
+    return source_issuer_config(settings, SOURCE_DEFAULTS_ISSUER, {"AUDIENCE": "-"})
 
 
 _reset_callbacks: list[Callable[[], None]] = []

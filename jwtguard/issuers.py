@@ -124,7 +124,9 @@ class IssuerRouter:
         }
 
     def forget(self, iss: str) -> None:
-        """Drop what this process holds for ``iss`` (its resolved issuer and key provider)."""
+        """Drop what this process holds for ``iss``: its resolved issuer and key provider, and the source's answer
+        as this router's cache holds it (a per-process cache, or one that is down, keeps it in this memory)."""
+        self.cache.local.delete(answer_key(iss))
         with self._lock:
             held = self._trusted.pop(iss, None)
             self._untrusted.pop(iss, None)

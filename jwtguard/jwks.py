@@ -998,9 +998,11 @@ def get_provider(config: IssuerConfig) -> KeyProvider:
 
 
 def _key_identity(config: IssuerConfig) -> tuple[Any, ...]:
-    """What a key provider's behaviour depends on (not audience, claims nor user ids)."""
+    """What a key provider's behaviour depends on (not audience, claims nor user ids). ``DISTRUSTED_KIDS`` too:
+    ``ISSUER_SOURCE`` tenants sharing a JWKS URL may distrust different kids (the shared entry stays one)."""
     return (
         config.jwks_url or config.issuer,
+        config.distrusted_kids,
         config.algorithms,
         config.cache_alias,
         config.jwks_cache_ttl,

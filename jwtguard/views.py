@@ -66,10 +66,11 @@ def resource_metadata_document(settings: JWTGuardSettings) -> dict[str, Any] | N
     given = settings.resource_metadata
     if given is None:
         return None
-    known: dict[str, Any] = {
-        "authorization_servers": [config.issuer for config in settings.issuers],
-        "bearer_methods_supported": ["header"],
-    }
+    known: dict[str, Any] = {"bearer_methods_supported": ["header"]}
+    if settings.issuers:
+        # Patterns and ISSUER_SOURCE name no issuer identifier in advance, and [] would say "no server at all":
+        # without an ISSUERS entry the member is RESOURCE_METADATA's to give.
+        known["authorization_servers"] = [config.issuer for config in settings.issuers]
     if settings.dpop_accepted:
         known["dpop_signing_alg_values_supported"] = list(settings.dpop_algorithms)
         known["dpop_bound_access_tokens_required"] = not settings.bearer_accepted

@@ -129,6 +129,24 @@ class TestConditions:
         assert "LocMemCache" in messages[0].msg
         assert "RedisCache" in messages[0].hint
 
+    def test_issuer_source_alone_has_its_cache_and_dpop_checked(self, settings: Any) -> None:
+        # Its answers, and by default its tenants' key sets, live in the top-level CACHE_ALIAS.
+        source = {"ISSUER_SOURCE": "tests.tenants.source.issuer_source"}
+        dummy = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+        assert ids(run_checks(settings, source, dummy)) == ["jwtguard.E008"]
+        assert ids(run_checks(settings, {**source, "CACHE_ALIAS": "jwks"}, {"default": REDIS})) == ["jwtguard.E005"]
+        public = {"DPOP": "allowed", "DPOP_PUBLIC_URL": "https://api.example.com"}
+        assert ids(run_checks(settings, {**source, **public}, {"default": REDIS})) == []
+        messages = run_checks(settings, {**source, **public}, {"default": LOCMEM})
+        assert ids(messages) == ["jwtguard.W001", "jwtguard.W010"]
+        assert "JWTGUARD['CACHE_ALIAS']" in messages[0].msg
+        # A top-level key no answer could be read over fails every answer (503s): said at start-up.
+        [message] = run_checks(settings, {**source, "ALGORITHMS": ["HS256"]}, {"default": REDIS})
+        assert message.id == "jwtguard.E001"
+        assert "HS256" in message.msg
+        # Checked once when an ISSUERS entry already has the same cache.
+        assert ids(run_checks(settings, {**source, "ISSUERS": [GOOD]}, dummy)) == ["jwtguard.E008"]
+
     @pytest.mark.parametrize("backend", ["django.core.cache.backends.dummy.DummyCache", "tests.test_checks.MyDummy"])
     def test_a_dummy_cache_is_e008_instead_of_w001(self, backend: str, settings: Any) -> None:
         messages = run_checks(settings, GOOD, {"default": {"BACKEND": backend}})

@@ -24,6 +24,7 @@ from jwtguard.dpop import (
     normalise_url,
     thumbprint,
 )
+from jwtguard.exceptions import IssuerSourceUnavailable
 from jwtguard.testing import DPoPKey, FakeIssuer
 from jwtguard.validation import get_validator
 from tests.support.loopback import real_redis_cache, require_real_redis
@@ -519,3 +520,47 @@ def test_hostile_claim_values_are_refused_or_harmless(
 ) -> None:
     status, found = _refusal(issuer, client_key, **claims)
     assert (status, found) == ((200, None) if code is None else (401, code))
+
+
+# -- issuers resolved at run time: patterns and ISSUER_SOURCE -----------------------------------------------------
+
+#: What ``dpop_source`` answers for its tenant (set by each test): the ``ISSUERS``-entry keys, ``ISSUER`` apart.
+tenant_answer: dict[str, Any] = {}
+
+
+def dpop_source(iss: str) -> dict[str, Any] | None:
+    return (
+        {key: value for key, value in tenant_answer.items() if key != "ISSUER"}
+        if iss == tenant_answer.get("ISSUER")
+        else None
+    )
+
+
+@pytest.fixture
+def dpop_tenant(issuer: FakeIssuer) -> Any:
+    tenant_answer.clear()
+    tenant_answer.update(ISSUER=issuer.issuer, AUDIENCE=issuer.audience, JWKS_URL=issuer.jwks_url)
+    yield tenant_answer
+    tenant_answer.clear()
+
+
+def test_source_tenants_take_dpop_when_the_top_level_says_so(
+    issuer: FakeIssuer, settings: Any, client_key: DPoPKey, dpop_tenant: Any
+) -> None:
+    settings.JWTGUARD = {"ISSUER_SOURCE": "tests.test_dpop.dpop_source", "DPOP": "allowed", "DPOP_PUBLIC_URL": PUBLIC}
+    token = issuer.mint(cnf=client_key.cnf)
+    response = send(DRF_URL, token, client_key.proof("GET", PUBLIC + DRF_URL, access_token=token))
+    assert response.status_code == 200, response.content
+    refused = send(DRF_URL, token, None, scheme="Bearer")
+    assert code_of(refused) == "dpop_bound_token_as_bearer"
+    assert "DPoP realm=" in refused.headers["WWW-Authenticate"]
+
+
+def test_a_source_answer_asking_for_dpop_the_edges_do_not_read_is_the_sources_failure(
+    issuer: FakeIssuer, settings: Any, client_key: DPoPKey, dpop_tenant: Any
+) -> None:
+    # DPOP off everywhere else: `Authorization: DPoP` is nobody's, so this tenant's DPoP requests could never pass.
+    settings.JWTGUARD = {"ISSUER_SOURCE": "tests.test_dpop.dpop_source", "DPOP_PUBLIC_URL": PUBLIC}
+    dpop_tenant["DPOP"] = "required"
+    with pytest.raises(IssuerSourceUnavailable, match="top-level DPOP"):
+        get_validator().validate(issuer.mint(cnf=client_key.cnf))

@@ -126,7 +126,23 @@ class TestTenantsFromTheDatabase:
 
 
 class TestForget:
-    def test_issuer_changed_drops_the_tenant_at_once(self, tenant: FakeIssuer) -> None:
+    @pytest.mark.parametrize(
+        "cache",
+        [
+            None,  # the test settings' shared cache
+            {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},  # per-process: this process's memory
+            {  # Redis down: this process's memory until it answers
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": "redis://127.0.0.1:9/0",
+                "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+            },
+        ],
+    )
+    def test_issuer_changed_drops_the_tenant_at_once(
+        self, tenant: FakeIssuer, settings: Any, cache: dict[str, Any] | None
+    ) -> None:
+        if cache is not None:
+            settings.CACHES = {**settings.CACHES, "default": cache}
         validator = get_validator()
         validator.validate(tenant.mint())
         Tenant.objects.all().delete()

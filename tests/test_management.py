@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.core.cache import caches
-from django.core.management import call_command
+from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -141,6 +141,27 @@ class TestInspect:
         assert "rejected: token_expired (expired at 20" in text
         assert "UTC, 60 min ago)" in text
 
+    @pytest.mark.parametrize(
+        ("mode", "bound", "said"),
+        [
+            ("allowed", True, "would be accepted with a DPoP proof by the key it is bound to"),
+            ("required", True, "would be accepted with a DPoP proof by the key it is bound to"),
+            ("required", False, "bound to no key (no cnf.jkt): this issuer requires DPoP, so it is never accepted"),
+        ],
+    )
+    def test_a_token_that_needs_a_dpop_proof_is_said_to(
+        self, issuer: FakeIssuer, configure: Callable[..., None], mode: str, bound: bool, said: str
+    ) -> None:
+        from jwtguard.testing import DPoPKey
+
+        configure(issuer, DPOP=mode, DPOP_PUBLIC_URL="https://api.example.com")
+        token = issuer.mint(cnf=DPoPKey("ES256").cnf) if bound else issuer.mint()
+        out = io.StringIO()
+        with pytest.raises(CommandError, match=r"token rejected \(dpop_"):
+            call_command("jwtguard", "inspect", token, stdout=out)
+        assert "the token passed every other check" in out.getvalue()
+        assert said in out.getvalue()
+
     def test_wrong_audience(self, jwtguard_settings: FakeIssuer) -> None:
         out = io.StringIO()
         with pytest.raises(CommandError):
@@ -253,9 +274,20 @@ class TestInspectAnyInput:
         verdict_of(unsigned(json.dumps(header), json.dumps(claims)))
 
 
-def test_no_subcommand_is_an_error(jwtguard_settings: FakeIssuer) -> None:
-    with pytest.raises(CommandError, match="status, refresh, inspect TOKEN, distrust KID"):
+SUBCOMMANDS = ("status", "refresh", "inspect", "distrust", "trust", "distrusted", "forget-issuer")
+
+
+def test_no_subcommand_is_an_error_that_names_every_subcommand(jwtguard_settings: FakeIssuer) -> None:
+    with pytest.raises(CommandError, match="status, refresh, inspect TOKEN, distrust KID") as raised:
         run()
+    said = str(raised.value)
+    assert [name for name in SUBCOMMANDS if name not in said] == []
+    usage = io.StringIO()
+    command = load_command_class("jwtguard", "jwtguard")
+    command.create_parser("manage.py", "jwtguard").print_help(usage)
+    helped = "".join(usage.getvalue().split())  # argparse wraps lines, at hyphens too
+    assert [name for name in SUBCOMMANDS if f"'{name}" not in helped] == []
+    assert "{" + ",".join(SUBCOMMANDS) + "}" in helped
 
 
 def test_invalid_settings_are_a_command_error(settings: Any) -> None:
@@ -289,6 +321,17 @@ class TestResolvedIssuers:
             realm = run("status", "--issuer", server.issuer_of("acme"))
             assert "key set:     fresh" in realm
             assert server.fetches("certs") == 3
+
+    def test_refresh_without_issuer_says_what_it_does_for_patterns_and_the_source(self, settings: Any) -> None:
+        settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}
+        assert "issuers from patterns and ISSUER_SOURCE are fetched on first use" in run("refresh")
+        with pytest.raises(CommandError, match=r"is an ISSUER pattern, not an issuer"):
+            run("refresh", "--issuer", "https://sso.example.com/realms/{realm}")
+
+    def test_forget_issuer_without_a_source_says_it_has_nothing_to_drop(self, settings: Any) -> None:
+        settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}
+        with pytest.raises(CommandError, match="no ISSUER_SOURCE is configured"):
+            run("forget-issuer", "https://sso.example.com/realms/acme")
 
     def test_status_of_an_issuer_no_pattern_matches_is_an_error(self, settings: Any) -> None:
         settings.JWTGUARD = {"ISSUERS": [{"ISSUER": "https://sso.example.com/realms/{realm}", "AUDIENCE": "a"}]}

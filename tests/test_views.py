@@ -183,3 +183,22 @@ def test_every_challenge_names_the_metadata(issuer: FakeIssuer, configure: Any, 
     scoped = client.get("/jwt/required-two-scopes", headers={"Authorization": f"Bearer {issuer.mint()}"})
     assert scoped.status_code == 403
     assert f'resource_metadata="{url}"' in scoped["WWW-Authenticate"]
+
+
+@pytest.mark.urls("tests.urls")  # the metadata include and the protected views
+def test_patterns_are_no_authorization_servers_nor_is_an_empty_list(
+    issuer: FakeIssuer, settings: Any, client: Client
+) -> None:
+    # A pattern is not an issuer identifier, and [] would tell clients there is no authorization server at all:
+    # the member is left to RESOURCE_METADATA. DPoP is read from the pattern.
+    entra = {"ISSUER": "https://login.microsoftonline.com/{tid}/v2.0", "AUDIENCE": "api://orders", "DPOP": "required"}
+    settings.JWTGUARD = {"ISSUERS": [entra], "RESOURCE_METADATA": {"resource": "https://api.example.test"}}
+    body = client.get(METADATA).json()
+    assert "authorization_servers" not in body
+    assert body["dpop_bound_access_tokens_required"] is True
+    given = ["https://login.microsoftonline.com/organizations/v2.0"]
+    settings.JWTGUARD = {
+        "ISSUERS": [entra],
+        "RESOURCE_METADATA": {"resource": "https://api.example.test", "authorization_servers": given},
+    }
+    assert client.get(METADATA).json()["authorization_servers"] == given

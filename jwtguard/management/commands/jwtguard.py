@@ -16,11 +16,29 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jwtguard import signals
 from jwtguard.cache import SharedCache
-from jwtguard.conf import IssuerConfig, JWTGuardSettings, get_settings
-from jwtguard.distrust import DEFAULT_FOR, MAX_FOR, Distrust, caches_of, distrust_kid, read_shared, trust_kid
-from jwtguard.exceptions import KeySetUnavailable, MalformedToken, TokenError
+from jwtguard.conf import (
+    ISSUER_DEFAULTS,
+    SOURCE_DEFAULTS_ISSUER,
+    IssuerConfig,
+    JWTGuardSettings,
+    get_settings,
+    is_issuer_pattern,
+    source_defaults,
+)
+from jwtguard.distrust import (
+    DEFAULT_FOR,
+    MAX_FOR,
+    Distrust,
+    IssuerDistrust,
+    caches_of,
+    distrust_kid,
+    merge,
+    read_shared,
+    trust_kid,
+)
+from jwtguard.exceptions import DPoPRequired, KeySetUnavailable, MalformedToken, TokenError
 from jwtguard.issuers import RECHECK_SECONDS
-from jwtguard.jwks import KeyProviderStatus, get_provider, resolved_provider_stats
+from jwtguard.jwks import KeyProviderStatus, get_provider, providers, resolved_provider_stats
 from jwtguard.validation import get_validator, parse
 
 #: Claims holding NumericDate times, shown as dates by ``inspect``.
@@ -34,12 +52,13 @@ class Command(BaseCommand):
         "Inspect and warm jwtguard's shared key sets: 'status' shows each issuer's cached key set, 'refresh' "
         "fetches now (non-zero exit on failure, for deploy hooks), 'inspect TOKEN' decodes a token without "
         "trusting it and says whether jwtguard would accept it and why; 'distrust KID' makes every process refuse "
-        "a key, 'trust KID' ends that, 'distrusted' lists what is refused."
+        "a key, 'trust KID' ends that, 'distrusted' lists what is refused; 'forget-issuer ISS' drops "
+        "ISSUER_SOURCE's answer for an issuer."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         subcommands = parser.add_subparsers(
-            dest="subcommand", metavar="{status,refresh,inspect,distrust,trust,distrusted}"
+            dest="subcommand", metavar="{status,refresh,inspect,distrust,trust,distrusted,forget-issuer}"
         )
         # Django's CommandParser needs the subparsers built with its own class to report errors properly.
         status = subcommands.add_parser("status", help="each issuer's key set: where it is cached, age, kids")
@@ -63,7 +82,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options.get("subcommand")
         if subcommand is None:
-            raise CommandError("say what to do: status, refresh, inspect TOKEN, distrust KID, trust KID or distrusted")
+            raise CommandError(
+                "say what to do: status, refresh, inspect TOKEN, distrust KID, trust KID, distrusted or "
+                "forget-issuer ISS"
+            )
         try:
             settings = get_settings()
         except ImproperlyConfigured as exc:
@@ -74,14 +96,24 @@ class Command(BaseCommand):
                 _selected(settings, options.get("issuer")), as_json=bool(options.get("json")), resolved=resolved
             )
         elif subcommand == "refresh":
+            if options.get("issuer") is None and (settings.patterns or settings.issuer_source is not None):
+                self.stdout.write(
+                    "issuers from patterns and ISSUER_SOURCE are fetched on first use; 'refresh --issuer ISS' "
+                    "fetches one now"
+                )
             self.refresh(_selected(settings, options.get("issuer")), forget_stale=bool(options.get("forget_stale")))
         elif subcommand == "distrust":
             self.distrust(settings, options["kid"], options.get("issuer"), options.get("seconds"), options["reason"])
         elif subcommand == "trust":
             self.trust(settings, options["kid"], options.get("issuer"))
         elif subcommand == "distrusted":
-            self.distrusted(_selected(settings, options.get("issuer")), as_json=bool(options.get("json")))
+            self.distrusted(_distrusted_rows(settings, options.get("issuer")), as_json=bool(options.get("json")))
         elif subcommand == "forget-issuer":
+            if settings.issuer_source is None:
+                raise CommandError(
+                    "no ISSUER_SOURCE is configured: forget-issuer drops its answers (ISSUERS entries and patterns "
+                    "change with the settings)"
+                )
             self.forget_issuer(options["iss"])
         else:
             self.inspect(_read_token(options["token"]))
@@ -221,11 +253,11 @@ class Command(BaseCommand):
     def distrust(
         self, settings: JWTGuardSettings, kid: str, issuer: str | None, seconds: float | None, reason: str
     ) -> None:
-        configs = _selected(settings, issuer)
+        configs, scope, named = _distrust_scope(settings, issuer)
         if seconds is not None and not 0 < seconds <= MAX_FOR:
             raise CommandError(f"--for must be a number of seconds from 1 to {MAX_FOR:.0f}, not {seconds!r}")
         for cache in caches_of(configs):
-            record = distrust_kid(cache, kid, issuer=issuer, seconds=seconds, reason=reason)
+            record = distrust_kid(cache, kid, issuer=scope, seconds=seconds, reason=reason)
             _written(cache, record is not None)
             # Read back through a new wrapper (no memory of ours): a cache that keeps nothing shares nothing.
             if record is not None and read_shared(SharedCache(cache.alias)).get(record.scope) != record:
@@ -233,27 +265,28 @@ class Command(BaseCommand):
                     f"cache {cache.alias!r} does not keep what is written (DummyCache?): the distrust list was NOT "
                     "shared; use DISTRUSTED_KIDS and deploy"
                 )
-        for config in configs:
-            get_provider(config).distrusted()  # this process reads it at once (and logs it)
+        _read_now(configs)
         until = _when(time.time() + (DEFAULT_FOR if seconds is None else seconds))
+        recheck = max((c.jwks_l1_recheck for c in configs), default=ISSUER_DEFAULTS["JWKS_L1_RECHECK"])
         self.stdout.write(
             self.style.WARNING(
-                f"kid {kid!r} distrusted for {issuer or 'every issuer'} until {until}: every process refuses it "
-                f"within JWKS_L1_RECHECK ({max(c.jwks_l1_recheck for c in configs):g}s)"
+                f"kid {kid!r} distrusted for {named} until {until}: every process refuses it "
+                f"within JWKS_L1_RECHECK ({recheck:g}s)"
             )
         )
 
     def trust(self, settings: JWTGuardSettings, kid: str, issuer: str | None) -> None:
-        configs = _selected(settings, issuer)
+        configs, scope, _named = _distrust_scope(settings, issuer)
         ended = 0
         for cache in caches_of(configs):
-            records = trust_kid(cache, kid, issuer=issuer)
+            records = trust_kid(cache, kid, issuer=scope)
             _written(cache, records is not None)
             ended += len(records or [])
+        _read_now(configs)
         still = [
             f"{config.issuer} ({entry.source}{'' if entry.issuer else ', every issuer'})"
             for config in configs
-            for entry in get_provider(config).distrusted()
+            for entry in _distrusted(config)
             if entry.kid == kid
         ]
         if still:
@@ -266,31 +299,44 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS(f"kid {kid!r} trusted again: every process within JWKS_L1_RECHECK"))
 
-    def distrusted(self, issuers: list[IssuerConfig], *, as_json: bool) -> None:
-        listed = [(config, entry) for config in issuers for entry in get_provider(config).distrusted()]
+    def distrusted(self, listed: list[tuple[str, Distrust]], *, as_json: bool) -> None:
         if as_json:
-            self.stdout.write(json.dumps([_distrust_row(config, entry) for config, entry in listed], indent=2))
+            self.stdout.write(json.dumps([_distrust_row(issuer, entry) for issuer, entry in listed], indent=2))
             return
         if not listed:
             self.stdout.write("no kid is distrusted")
-        for config, entry in listed:
+        for issuer, entry in listed:
             if entry.source == "settings":
                 when = "since start-up, until removed from DISTRUSTED_KIDS"
             else:
                 when = f"since {_when(entry.since)}, until {_when(entry.until)}"
             scope = "this issuer" if entry.issuer else "every issuer"
             self.stdout.write(
-                f"{entry.kid}  issuer {config.issuer} ({scope})  {when}  source {entry.source}  "
-                f"reason: {entry.reason or '-'}"
+                f"{entry.kid}  issuer {issuer} ({scope})  {when}  source {entry.source}  reason: {entry.reason or '-'}"
             )
 
 
-def _distrust_row(config: IssuerConfig, entry: Distrust) -> dict[str, Any]:
+def _distrusted_rows(settings: JWTGuardSettings, issuer: str | None) -> list[tuple[str, Distrust]]:
+    """What ``distrusted`` lists, by issuer. Without ``--issuer``, also the shared records that none of the issuers
+    listed answers for: those given for a tenant, named by its key set (its JWKS URL when that is shared)."""
+    if issuer is not None:
+        return [(config.issuer, entry) for config in _selected(settings, issuer) for entry in _distrusted(config)]
+    configs = _distrust_scope(settings, None)[0]
+    rows = [(config.issuer, entry) for config in configs for entry in _distrusted(config)]
+    named = {config.issuer for config in configs}
+    for cache in caches_of(configs):
+        for record in merge(read_shared(cache), now=time.time()).values():
+            if not record.trusted and record.issuer is not None and record.issuer not in named:
+                rows.append((record.issuer, record))
+    return rows
+
+
+def _distrust_row(issuer: str, entry: Distrust) -> dict[str, Any]:
     """One line of ``distrusted --json``: times are None for ``DISTRUSTED_KIDS`` (from start-up, for ever)."""
     from_settings = entry.source == "settings"
     return {
         "kid": entry.kid,
-        "issuer": config.issuer,
+        "issuer": issuer,
         "every_issuer": entry.issuer is None,
         "since": None if from_settings else entry.since,
         "until": None if from_settings else entry.until,
@@ -374,6 +420,11 @@ def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConf
     if issuer is None:
         return list(settings.issuers)
     chosen = [config for config in settings.issuers if config.issuer == issuer]
+    if not chosen and any(pattern.pattern == issuer for pattern in settings.patterns):
+        raise CommandError(
+            f"{issuer!r} is an ISSUER pattern, not an issuer: run without --issuer (every issuer), or with --issuer "
+            "and one of its issuers (a token's iss)"
+        )
     if not chosen and (settings.patterns or settings.issuer_source is not None):
         # A tenant's issuer: resolved as a token naming it would be (the source may be asked).
         try:
@@ -382,9 +433,49 @@ def _selected(settings: JWTGuardSettings, issuer: str | None) -> list[IssuerConf
             raise CommandError(f"{issuer}: {exc.reason}") from exc
         chosen = [resolved] if isinstance(resolved, IssuerConfig) else []
     if not chosen:
-        known = ", ".join(config.issuer for config in settings.issuers)
-        raise CommandError(f"no issuer {issuer!r} is configured; configured: {known}")
+        known = ", ".join([config.issuer for config in settings.issuers] + [p.pattern for p in settings.patterns])
+        source = " (nor by ISSUER_SOURCE)" if settings.issuer_source is not None else ""
+        raise CommandError(f"no issuer {issuer!r} is configured{source}; configured: {known or 'none'}")
     return chosen
+
+
+def _distrust_scope(settings: JWTGuardSettings, issuer: str | None) -> tuple[list[IssuerConfig], str | None, str]:
+    """What ``distrust`` and ``trust`` act on: the issuers whose lists they read, the records' issuer (None:
+    every issuer) and how to name it. Without ``--issuer``, the patterns' templates and the source's too. With a
+    resolved issuer, the records name its key provider, which serves every issuer whose keys are at one JWKS URL
+    (all Entra ID tenants): a kid is distrusted for the key set it is in, so for all of them."""
+    if issuer is None:
+        templates = [pattern.template for pattern in settings.patterns]
+        if settings.issuer_source is not None:
+            try:
+                templates.append(source_defaults(settings))
+            except ImproperlyConfigured as exc:  # a top-level key no answer could be read over
+                raise CommandError(f"settings.JWTGUARD is invalid: {exc}") from exc
+        return [*settings.issuers, *templates], None, "every issuer"
+    configs = _selected(settings, issuer)
+    keys = get_provider(configs[0]).config.issuer
+    if keys == issuer:
+        return configs, issuer, issuer
+    return configs, keys, f"{issuer} (the keys of {issuer} are those at {keys}: every issuer whose keys are there)"
+
+
+def _read_now(configs: list[IssuerConfig]) -> None:
+    """This process reads the distrust lists at once (and logs what changed): those of ``configs``, and of the key
+    providers it holds for issuers resolved at run time."""
+    for config in configs:
+        _distrusted(config)
+    for provider in providers():
+        provider.distrusted()
+
+
+def _distrusted(config: IssuerConfig) -> list[Distrust]:
+    """What ``config`` refuses, read now. A pattern's or the source's template is no issuer and gets no key
+    provider: its list (``DISTRUSTED_KIDS``, and records for every issuer) is read on its own."""
+    if config.issuer != SOURCE_DEFAULTS_ISSUER and not is_issuer_pattern(config.issuer):
+        return get_provider(config).distrusted()
+    held = IssuerDistrust(config, SharedCache(config.cache_alias))
+    held.read()
+    return held.entries()
 
 
 def _read_token(value: str) -> str:
@@ -434,6 +525,14 @@ def _explain(exc: TokenError, claims: dict[str, Any], now: float) -> str:
     exp = claims.get("exp")
     if exc.code == "token_expired" and isinstance(exp, (int, float)) and not isinstance(exp, bool):
         return f"expired at {_when(exp)}, {_from_now(exp, now)}"
+    if isinstance(exc, DPoPRequired):
+        # Checked last, once the token passed everything else; inspect has no proof to give.
+        cnf = claims.get("cnf")
+        if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str):
+            verdict = "it would be accepted with a DPoP proof by the key it is bound to"
+        else:
+            verdict = "it is bound to no key (no cnf.jkt): this issuer requires DPoP, so it is never accepted"
+        return f"{reason}; the token passed every other check, and {verdict}"
     return reason
 
 
