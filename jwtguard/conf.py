@@ -74,6 +74,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "ISSUER_SOURCE_TIMEOUT": 5,
     # Issuers resolved from patterns or the source, and their key providers, held per process (an LRU).
     "ISSUER_CACHE_SIZE": 100,
+    # First fetches of issuers resolved at run time with a key set of their own, per minute, deployment-wide.
+    "NEW_ISSUER_FETCHES_PER_MINUTE": 30,
     # DPoP (RFC 9449; see jwtguard.dpop and docs/dpop.md).
     "DPOP_ALGORITHMS": ["ES256", "RS256", "PS256", "EdDSA"],
     "DPOP_PROOF_WINDOW": 60,
@@ -96,6 +98,8 @@ MAX_TOKEN_CACHE_SIZE = 1_000_000
 MAX_TOKEN_CACHE_BYTES = 2**30
 #: The largest ``ISSUER_CACHE_SIZE`` (each issuer held may hold a parsed key set).
 MAX_ISSUER_CACHE_SIZE = 100_000
+#: The largest ``NEW_ISSUER_FETCHES_PER_MINUTE``.
+MAX_NEW_ISSUER_FETCHES_PER_MINUTE = 100_000
 
 KNOWN_KEYS = frozenset(ISSUER_DEFAULTS) | frozenset(GLOBAL_DEFAULTS)
 
@@ -166,6 +170,9 @@ class JWTGuardSettings:
     issuer_source_timeout: float = 5
     #: How many resolved issuers (and their key providers) each process holds.
     issuer_cache_size: int = 100
+    #: How many issuers resolved at run time, whose key set is their own and in no cache yet, may fetch it first
+    #: per minute for the whole deployment (``NEW_ISSUER_FETCHES_PER_MINUTE``); past it, their tokens get 503.
+    new_issuer_fetches_per_minute: int = 30
     #: The issuer keys at the top level, which each ``ISSUER_SOURCE`` answer is read over.
     shared_issuer_values: Mapping[str, Any] | None = field(default=None, compare=False)
     #: The ``alg`` names a DPoP proof may be signed with (``DPOP_ALGORITHMS``).
@@ -459,6 +466,12 @@ def parse_settings(raw: object) -> JWTGuardSettings:
     cache_size = merged["ISSUER_CACHE_SIZE"]
     if not _is_integer(cache_size, 1, MAX_ISSUER_CACHE_SIZE):
         raise _fail("ISSUER_CACHE_SIZE", f"must be an integer from 1 to {MAX_ISSUER_CACHE_SIZE}, not {cache_size!r}.")
+    new_issuers = merged["NEW_ISSUER_FETCHES_PER_MINUTE"]
+    if not _is_integer(new_issuers, 1, MAX_NEW_ISSUER_FETCHES_PER_MINUTE):
+        raise _fail(
+            "NEW_ISSUER_FETCHES_PER_MINUTE",
+            f"must be an integer from 1 to {MAX_NEW_ISSUER_FETCHES_PER_MINUTE}, not {new_issuers!r}.",
+        )
     return JWTGuardSettings(
         issuers=tuple(issuers),
         patterns=tuple(patterns),
@@ -467,6 +480,7 @@ def parse_settings(raw: object) -> JWTGuardSettings:
         issuer_source_negative_ttl=_number(merged, "ISSUER_SOURCE_NEGATIVE_TTL", minimum=1),
         issuer_source_timeout=_number(merged, "ISSUER_SOURCE_TIMEOUT", minimum=0.01),
         issuer_cache_size=cache_size,
+        new_issuer_fetches_per_minute=new_issuers,
         shared_issuer_values={k: v for k, v in raw.items() if k in ISSUER_DEFAULTS and k != "ISSUER"},
         strict_auth_header=bool(merged["STRICT_AUTH_HEADER"]),
         max_token_bytes=max_token,
@@ -595,6 +609,11 @@ class IssuerPattern:
     bind: tuple[tuple[str, str], ...] = ()
     #: ``USER_ID_NAMESPACE = True``: each issuer is its own namespace.
     namespace_is_issuer: bool = False
+
+    @property
+    def shares_keys(self) -> bool:
+        """Whether every issuer it matches has the same key set: a ``JWKS_URL`` without placeholders (Entra ID)."""
+        return self.template.jwks_url is not None and not is_issuer_pattern(self.template.jwks_url)
 
     def resolve(self, iss: object) -> IssuerConfig | None:
         """The concrete issuer ``iss`` is, if this pattern matches it exactly; else None. Pure, no I/O."""

@@ -67,6 +67,9 @@ UNKNOWN_KID_WAIT = 1.0
 LOCK_MARGIN = 0.5
 #: While the window's fetch is younger than this, one request per process waits for it (until it is this old).
 PENDING_GRACE = 0.5
+#: The deployment's count of new issuers' first fetches, one key per minute (``NEW_ISSUER_FETCHES_PER_MINUTE``),
+#: kept 120 s, past its minute, for clocks a little apart.
+NEW_ISSUERS_KEY = "jwtguard:new-issuers:v1"
 _PENDING, _BACKOFF = "pending", "backoff"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 #: The JWK members only a private (or symmetric) key has; ``jwtguard.dpop`` refuses a proof key with any.
@@ -352,6 +355,11 @@ class KeyProvider:
         self._waiter_guard = threading.Lock()
         # Per thread: the backoff a failed fetch under the lock leaves on the lock (see _fetch_lock).
         self._held = threading.local()
+        #: ``NEW_ISSUER_FETCHES_PER_MINUTE`` when a cold start of this provider counts as a new issuer's first
+        #: fetch (set by ``get_provider`` for issuers resolved at run time with a key set of their own); else None.
+        self.new_issuer_cap: int | None = None
+        self._admitted_minute: int | None = None
+        self._admit_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -413,6 +421,8 @@ class KeyProvider:
         if keyset is not None and now < keyset.fresh_until:
             self._refresh_ahead_if_due(keyset, now)
             return keyset
+        if keyset is None and self.new_issuer_cap is not None:
+            self._admit_new_issuer(self.new_issuer_cap)
         keyset = self._refresh("cold" if keyset is None else "expired", keyset)
         if keyset is None or now >= keyset.stale_until:
             raise KeySetUnavailable(
@@ -592,6 +602,28 @@ class KeyProvider:
 
     def _entry_timeout(self, fresh_for: float) -> float:
         return fresh_for + self.config.jwks_max_stale
+
+    def _admit_new_issuer(self, cap: int) -> None:
+        """Let this cold provider fetch only while the deployment's new issuers this minute are within ``cap``
+        (the count ``incr`` answers from the primary); else ``KeySetUnavailable``, with no fetch: forged
+        tenants of a discovered pattern cost at most ``cap`` requests to the identity provider per minute.
+
+        Each issuer counts once a minute: one thread per process counts it, and a marker tells the other
+        processes (a read, so only a hint: a lagging replica costs one count more, never a fetch more)."""
+        minute = new_issuer_minute()
+        with self._admit_lock:
+            if self._admitted_minute == minute:
+                return
+            marker = f"{self.entry_key}:new:{minute}"
+            if self.cache.get(marker) is None:
+                if _new_issuer_counter(self.config.cache_alias).incr(f"{NEW_ISSUERS_KEY}:{minute}", 120) > cap:
+                    raise KeySetUnavailable(
+                        f"no key set for {self.config.issuer}: too many new issuers this minute "
+                        f"(NEW_ISSUER_FETCHES_PER_MINUTE is {cap}); not fetched",
+                        retry_after=60 - int(time.time() % 60),
+                    )
+                self.cache.set(marker, minute, 120)
+            self._admitted_minute = minute
 
     # -- refresh ---------------------------------------------------------------------------------------
     #
@@ -975,8 +1007,23 @@ def _is_entry(entry: Any) -> bool:
     )
 
 
+def new_issuer_minute() -> int:
+    """The minute whose new issuers are counted now (its own shared counter; tests move it instead of waiting)."""
+    return int(time.time() // 60)
+
+
 _providers: dict[IssuerConfig, KeyProvider] = {}
 _providers_lock = threading.Lock()
+#: One ``SharedCache`` per alias for the new-issuer count: on a per-process cache, or while the cache is down,
+#: the count falls back to the memory of that one object (per process), not of each provider.
+_new_issuer_counters: dict[str, SharedCache] = {}
+
+
+def _new_issuer_counter(alias: str) -> SharedCache:
+    with _providers_lock:
+        return _new_issuer_counters.setdefault(alias, SharedCache(alias))
+
+
 #: Key providers of issuers resolved at run time (patterns, ``ISSUER_SOURCE``), least recently used first, by
 #: what their key set depends on: every issuer whose keys are at one JWKS URL shares one provider.
 _resolved: OrderedDict[tuple[Any, ...], KeyProvider] = OrderedDict()
@@ -1032,7 +1079,11 @@ def _resolved_provider(config: IssuerConfig) -> KeyProvider:
             bind_claims=(),
         )
         provider = _resolved[identity] = KeyProvider(keys_config)
-        size = get_settings().issuer_cache_size
+        settings = get_settings()
+        # Issuers of a pattern whose JWKS URL is fixed (Entra ID) share one key set: no new one to fetch.
+        if not any(pattern.pattern == config.origin and pattern.shares_keys for pattern in settings.patterns):
+            provider.new_issuer_cap = settings.new_issuer_fetches_per_minute
+        size = settings.issuer_cache_size
         while len(_resolved) > size:
             _identity, evicted = _resolved.popitem(last=False)
             _evicted["providers"] += 1
@@ -1064,6 +1115,7 @@ def resolved_provider_stats() -> dict[str, int]:
 def _forget_providers() -> None:
     with _providers_lock:
         _providers.clear()
+        _new_issuer_counters.clear()
         _resolved.clear()
         _evicted.update(providers=0, fetches=0)
 

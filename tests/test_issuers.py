@@ -4,6 +4,7 @@ per-process bound, and ``ISSUER_SOURCE`` (see also tests/test_issuer_source.py).
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +14,12 @@ from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jwtguard import exceptions
-from jwtguard.conf import get_settings, parse_settings, pattern_problem
+from jwtguard import exceptions, jwks
+from jwtguard.cache import SharedCache
+from jwtguard.conf import get_settings, parse_settings, pattern_problem, reset
 from jwtguard.jwks import providers, resolved_provider_stats
 from jwtguard.testing import FakeIssuer, RealmIssuer
-from jwtguard.validation import get_validator
+from jwtguard.validation import TokenValidator, get_validator
 
 ENTRA = "https://login.microsoftonline.com/{tid}/v2.0"
 TENANT_A = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -268,6 +270,123 @@ class TestBoundedPerProcess:
         assert get_settings().issuer_cache_size == 100
         with pytest.raises(ImproperlyConfigured, match="ISSUER_CACHE_SIZE"):
             parse_settings({"ISSUER": ENTRA, "AUDIENCE": AUDIENCE, "ISSUER_CACHE_SIZE": 0})
+
+
+# -- new issuers: a bounded number of first fetches per minute, for the whole deployment ------------------
+
+CAP = 4
+
+
+@pytest.fixture
+def minute(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The minute the new issuers are counted in, held still (``minute[0] += 1`` moves to the next one)."""
+    held = [uuid.uuid4().int % 10**9]
+    monkeypatch.setattr(jwks, "new_issuer_minute", lambda: held[0])
+    return held
+
+
+def exhaust_the_cap(minute: int) -> None:
+    """Count the cap's worth of new issuers this minute, as other processes would have."""
+    for _ in range(get_settings().new_issuer_fetches_per_minute):
+        SharedCache("default").incr(f"{jwks.NEW_ISSUERS_KEY}:{minute}", 120)
+
+
+def another_process() -> TokenValidator:
+    """What another worker holds: no resolved issuer nor key provider of its own yet, the same shared cache."""
+    reset()
+    return get_validator()
+
+
+class TestNewIssuersPerMinute:
+    def test_a_flood_of_forged_realms_costs_at_most_the_cap_in_requests_and_a_known_realm_keeps_working(
+        self, shared_cache: str, settings: Any, minute: list[int]
+    ) -> None:
+        with RealmIssuer() as server:
+            acme = server.add_realm("acme")
+            settings.JWTGUARD = {**server.settings(), "NEW_ISSUER_FETCHES_PER_MINUTE": CAP}
+            validator = get_validator()
+            validator.validate(acme.mint())
+            refused = []
+            for n in range(40):
+                forged = FakeIssuer("ES256", issuer=server.issuer_of(f"forged-{uuid.uuid4().hex[:8]}-{n}"))
+                with pytest.raises(exceptions.KeySetUnavailable) as unavailable:
+                    validator.validate(forged.mint())
+                if "too many new issuers this minute" in str(unavailable.value):
+                    refused.append(unavailable.value)
+                validator.validate(acme.mint())  # a realm already fetched is never held back
+            # acme, then CAP - 1 forged realms (each one request, answered 404); the rest never asked.
+            assert (server.fetches("discovery"), server.not_found) == (1, CAP - 1)
+            assert server.fetches("certs") == 1
+            assert len(refused) == 40 - (CAP - 1)
+            assert all(1 <= exc.retry_after <= 60 and exc.code == "jwks_unavailable" for exc in refused)
+            # A realm onboarded during the flood waits for the next minute, then gets in.
+            globex = server.add_realm("globex")
+            with pytest.raises(exceptions.KeySetUnavailable, match="too many new issuers"):
+                validator.validate(globex.mint())
+            minute[0] += 1
+            validator.validate(globex.mint())
+            assert server.fetches("discovery") == 2
+
+    def test_the_count_is_one_for_every_process(self, shared_cache: str, settings: Any, minute: list[int]) -> None:
+        with RealmIssuer() as server:
+            names = [f"tenant-{n}" for n in range(CAP + 1)]
+            tokens = [server.add_realm(name).mint() for name in names]
+            settings.JWTGUARD = {**server.settings(), "NEW_ISSUER_FETCHES_PER_MINUTE": CAP}
+            get_validator().validate(tokens[0])
+            get_validator().validate(tokens[1])
+            second = another_process()
+            second.validate(tokens[2])
+            second.validate(tokens[3])
+            for validator in (second, None):
+                validator = validator or another_process()
+                with pytest.raises(exceptions.KeySetUnavailable, match="too many new issuers"):
+                    validator.validate(tokens[4])
+                validator.validate(tokens[0])  # fetched by the first process: read from the shared cache
+            assert server.fetches("certs") == CAP
+
+    def test_a_forged_realm_counts_once_whatever_the_processes_that_see_it(
+        self, settings: Any, minute: list[int]
+    ) -> None:
+        with RealmIssuer() as server:
+            settings.JWTGUARD = {**server.settings(), "NEW_ISSUER_FETCHES_PER_MINUTE": 2}
+            forged = FakeIssuer("ES256", issuer=server.issuer_of("nobody")).mint()
+            for process in (get_validator, get_validator, another_process, another_process):
+                with pytest.raises(exceptions.KeySetUnavailable) as unavailable:
+                    process().validate(forged)
+                assert "too many new issuers" not in str(unavailable.value)
+            assert server.not_found == 1  # then that issuer's backoff
+            validator = another_process()
+            validator.validate(server.add_realm("acme").mint())  # the second new issuer of the minute
+
+    def test_on_a_per_process_cache_the_cap_holds_for_each_process(self, settings: Any, minute: list[int]) -> None:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+        with RealmIssuer() as server:
+            settings.JWTGUARD = {**server.settings(), "NEW_ISSUER_FETCHES_PER_MINUTE": 2}
+            validator = get_validator()
+            for n in range(10):
+                with pytest.raises(exceptions.KeySetUnavailable):
+                    validator.validate(FakeIssuer("ES256", issuer=server.issuer_of(f"forged-{n}")).mint())
+            assert server.not_found == 2
+
+    def test_a_pattern_with_one_jwks_url_for_all_is_not_counted(self, entra: FakeIssuer, minute: list[int]) -> None:
+        exhaust_the_cap(minute[0])
+        for tid in (TENANT_A, TENANT_B, str(uuid.uuid4())):
+            get_validator().validate(entra_token(entra, tid))
+        assert entra.jwks_requests == 1
+
+    def test_an_issuer_of_issuers_is_not_counted(
+        self, jwtguard_settings: FakeIssuer, settings: Any, minute: list[int]
+    ) -> None:
+        settings.JWTGUARD = {**settings.JWTGUARD, "NEW_ISSUER_FETCHES_PER_MINUTE": CAP}
+        exhaust_the_cap(minute[0])
+        get_validator().validate(jwtguard_settings.mint())
+        assert jwtguard_settings.jwks_requests == 1
+
+    def test_the_cap_is_a_setting(self) -> None:
+        assert get_settings().new_issuer_fetches_per_minute == 30
+        for bad in (0, -1, 1.5, True, "30", None):
+            with pytest.raises(ImproperlyConfigured, match="NEW_ISSUER_FETCHES_PER_MINUTE"):
+                parse_settings({"ISSUER": ENTRA, "AUDIENCE": AUDIENCE, "NEW_ISSUER_FETCHES_PER_MINUTE": bad})
 
 
 # -- any iss at all -------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ class RealmIssuer(LoopbackServer):
         self.realms: dict[str, FakeIssuer] = {}
         #: Requests by kind (``discovery``, ``certs``) and realm: ``requests["certs", "acme"]``.
         self.requests: Counter[tuple[str, str]] = Counter()
+        #: Requests for a realm (or path) the server does not have, answered 404: what forged realms cost.
+        self.not_found = 0
         self._lock = threading.Lock()
 
     @property
@@ -97,6 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         realm = owner.realms.get(match.group(1)) if match else None
         kind = {DISCOVERY: "discovery", CERTS: "certs"}.get(match.group(2)) if match else None
         if match is None or realm is None or kind is None:
+            with owner._lock:
+                owner.not_found += 1
             self._send(404, {"error": "Realm does not exist"})
             return
         with owner._lock:
