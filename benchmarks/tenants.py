@@ -178,6 +178,15 @@ def _per_token_us(validate: Any, tokens: list[str]) -> float:
 def _cpu_worker(
     conn: Connection, django_settings: dict[str, Any], one: list[str], many: list[str], rounds: int
 ) -> None:
+    try:
+        _measure_cpu(conn, django_settings, one, many, rounds)
+    except Exception as exc:  # said to the parent at once, rather than left for its timeout
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _measure_cpu(
+    conn: Connection, django_settings: dict[str, Any], one: list[str], many: list[str], rounds: int
+) -> None:
     configure_django(**django_settings)
     from django.test import override_settings
 
@@ -207,6 +216,8 @@ def _cpu(django_settings: dict[str, Any], one: list[str], many: list[str], round
         if not parent.poll(PHASE_TIMEOUT):
             raise RuntimeError("the CPU measurement took too long")
         result: dict[str, Any] = parent.recv()
+        if "error" in result:
+            raise RuntimeError(f"the CPU measurement failed: {result['error']}")
     finally:
         process.join(timeout=10)
         if process.is_alive():

@@ -82,13 +82,13 @@ class _LocalStore:
         with self._lock:
             self._data.pop(key, None)
 
-    def incr(self, key: str, timeout: float) -> int:
+    def incr(self, key: str, timeout: float, delta: int = 1) -> int:
         with self._lock:
             now = elapsed()
             item = self._live(key, now)
             expires, value = item if item is not None and isinstance(item[1], int) else (now + timeout, 0)
-            self._data[key] = (expires, value + 1)
-            return value + 1
+            self._data[key] = (expires, value + delta)
+            return value + delta
 
 
 class SharedCache:
@@ -211,14 +211,14 @@ class SharedCache:
             self._failed("add", exc)
         return self.local.add(key, value, timeout)
 
-    def incr(self, key: str, timeout: float) -> int:
-        """Add one to the counter ``key`` (created at 0 to live ``timeout``) and return the count the cache
+    def incr(self, key: str, timeout: float, delta: int = 1) -> int:
+        """Add ``delta`` to the counter ``key`` (created at 0 to live ``timeout``) and return the count the cache
         answers: the writer's own answer, from the primary, never a read that a replica may serve late."""
         try:
             backend = self._backend(probe=True)
             if backend is not None:
                 backend.add(key, 0, timeout=_seconds(timeout))
-                value = backend.incr(key)
+                value = backend.incr(key, delta)
                 self._recovered()
                 if isinstance(value, int):
                     return value
@@ -226,7 +226,7 @@ class SharedCache:
             pass  # gone between add and incr: counted in this process
         except Exception as exc:
             self._failed("incr", exc)
-        return self.local.incr(key, timeout)
+        return self.local.incr(key, timeout, delta)
 
     def delete(self, key: str) -> None:
         self.local.delete(key)

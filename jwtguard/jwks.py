@@ -359,6 +359,7 @@ class KeyProvider:
         #: fetch (set by ``get_provider`` for issuers resolved at run time with a key set of their own); else None.
         self.new_issuer_cap: int | None = None
         self._admitted_minute: int | None = None
+        self._new_issuer_key = ""
         self._admit_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------------------
@@ -421,9 +422,12 @@ class KeyProvider:
         if keyset is not None and now < keyset.fresh_until:
             self._refresh_ahead_if_due(keyset, now)
             return keyset
-        if keyset is None and self.new_issuer_cap is not None:
-            self._admit_new_issuer(self.new_issuer_cap)
+        counted = keyset is None and self.new_issuer_cap is not None and self._admit_new_issuer(self.new_issuer_cap)
         keyset = self._refresh("cold" if keyset is None else "expired", keyset)
+        if counted and keyset is not None:
+            # A genuine new issuer gives its count back once its key set is in: onboarding many tenants at once
+            # (or a Redis restart) is never held back; failed first fetches (forged names) keep counting.
+            _new_issuer_counter(self.config.cache_alias).incr(self._new_issuer_key, 120, delta=-1)
         if keyset is None or now >= keyset.stale_until:
             raise KeySetUnavailable(
                 f"no key set for {self.config.issuer}: {self.last_error or 'never fetched'}",
@@ -603,27 +607,33 @@ class KeyProvider:
     def _entry_timeout(self, fresh_for: float) -> float:
         return fresh_for + self.config.jwks_max_stale
 
-    def _admit_new_issuer(self, cap: int) -> None:
-        """Let this cold provider fetch only while the deployment's new issuers this minute are within ``cap``
-        (the count ``incr`` answers from the primary); else ``KeySetUnavailable``, with no fetch: forged
-        tenants of a discovered pattern cost at most ``cap`` requests to the identity provider per minute.
+    def _admit_new_issuer(self, cap: int) -> bool:
+        """Let this cold provider fetch only while the deployment's new issuers this minute, whose first fetch
+        failed or is in flight, are within ``cap`` (the count ``incr`` answers from the primary); else
+        ``KeySetUnavailable``, with no fetch: forged tenants of a discovered pattern cost at most ``cap``
+        requests to the identity provider per minute. True when this call counted the issuer (a fetch that
+        succeeds gives the count back, see ``usable_keyset``).
 
         Each issuer counts once a minute: one thread per process counts it, and a marker tells the other
         processes (a read, so only a hint: a lagging replica costs one count more, never a fetch more)."""
         minute = new_issuer_minute()
         with self._admit_lock:
             if self._admitted_minute == minute:
-                return
+                return False
             marker = f"{self.entry_key}:new:{minute}"
+            counted = False
             if self.cache.get(marker) is None:
-                if _new_issuer_counter(self.config.cache_alias).incr(f"{NEW_ISSUERS_KEY}:{minute}", 120) > cap:
+                self._new_issuer_key = f"{NEW_ISSUERS_KEY}:{minute}"
+                if _new_issuer_counter(self.config.cache_alias).incr(self._new_issuer_key, 120) > cap:
                     raise KeySetUnavailable(
                         f"no key set for {self.config.issuer}: too many new issuers this minute "
                         f"(NEW_ISSUER_FETCHES_PER_MINUTE is {cap}); not fetched",
                         retry_after=60 - int(time.time() % 60),
                     )
                 self.cache.set(marker, minute, 120)
+                counted = True
             self._admitted_minute = minute
+            return counted
 
     # -- refresh ---------------------------------------------------------------------------------------
     #

@@ -291,6 +291,13 @@ def exhaust_the_cap(minute: int) -> None:
         SharedCache("default").incr(f"{jwks.NEW_ISSUERS_KEY}:{minute}", 120)
 
 
+def refused_after_asking(validator: TokenValidator, token: str) -> None:
+    """The token's issuer was asked (it answered 404: a forged realm), not held back by the cap."""
+    with pytest.raises(exceptions.KeySetUnavailable) as unavailable:
+        validator.validate(token)
+    assert "too many new issuers" not in str(unavailable.value)
+
+
 def another_process() -> TokenValidator:
     """What another worker holds: no resolved issuer nor key provider of its own yet, the same shared cache."""
     reset()
@@ -314,10 +321,11 @@ class TestNewIssuersPerMinute:
                 if "too many new issuers this minute" in str(unavailable.value):
                     refused.append(unavailable.value)
                 validator.validate(acme.mint())  # a realm already fetched is never held back
-            # acme, then CAP - 1 forged realms (each one request, answered 404); the rest never asked.
-            assert (server.fetches("discovery"), server.not_found) == (1, CAP - 1)
+            # acme (which gave its count back once fetched), then CAP forged realms (each one request, answered
+            # 404); the rest never asked.
+            assert (server.fetches("discovery"), server.not_found) == (1, CAP)
             assert server.fetches("certs") == 1
-            assert len(refused) == 40 - (CAP - 1)
+            assert len(refused) == 40 - CAP
             assert all(1 <= exc.retry_after <= 60 and exc.code == "jwks_unavailable" for exc in refused)
             # A realm onboarded during the flood waits for the next minute, then gets in.
             globex = server.add_realm("globex")
@@ -329,20 +337,32 @@ class TestNewIssuersPerMinute:
 
     def test_the_count_is_one_for_every_process(self, shared_cache: str, settings: Any, minute: list[int]) -> None:
         with RealmIssuer() as server:
-            names = [f"tenant-{n}" for n in range(CAP + 1)]
-            tokens = [server.add_realm(name).mint() for name in names]
+            acme = server.add_realm("acme").mint()
             settings.JWTGUARD = {**server.settings(), "NEW_ISSUER_FETCHES_PER_MINUTE": CAP}
-            get_validator().validate(tokens[0])
-            get_validator().validate(tokens[1])
+            forged = [FakeIssuer("ES256", issuer=server.issuer_of(f"forged-{n}")).mint() for n in range(CAP + 1)]
+            get_validator().validate(acme)
+            first = get_validator()
+            for token in forged[: CAP // 2]:
+                refused_after_asking(first, token)
             second = another_process()
-            second.validate(tokens[2])
-            second.validate(tokens[3])
+            for token in forged[CAP // 2 : CAP]:
+                refused_after_asking(second, token)
             for validator in (second, None):
                 validator = validator or another_process()
                 with pytest.raises(exceptions.KeySetUnavailable, match="too many new issuers"):
-                    validator.validate(tokens[4])
-                validator.validate(tokens[0])  # fetched by the first process: read from the shared cache
-            assert server.fetches("certs") == CAP
+                    validator.validate(forged[CAP])
+                validator.validate(acme)  # fetched by the first process: read from the shared cache
+            assert (server.not_found, server.fetches("certs")) == (CAP, 1)
+
+    def test_genuine_new_issuers_give_their_count_back(
+        self, shared_cache: str, settings: Any, minute: list[int]
+    ) -> None:
+        with RealmIssuer() as server:
+            tokens = [server.add_realm(f"tenant-{n}").mint() for n in range(3 * CAP)]
+            settings.JWTGUARD = {**server.settings(), "NEW_ISSUER_FETCHES_PER_MINUTE": CAP}
+            for index, token in enumerate(tokens):  # an onboarding, or every tenant cold after a Redis restart
+                (get_validator() if index % 2 else another_process()).validate(token)
+            assert server.fetches("certs") == 3 * CAP
 
     def test_a_forged_realm_counts_once_whatever_the_processes_that_see_it(
         self, settings: Any, minute: list[int]
