@@ -280,14 +280,17 @@ def run_demo(stack: Stack) -> bool:
         ok = ok and answer.status == 401
     took = time.monotonic() - began
     after = stack.jwks_requests()
-    # One unknown-kid window per JWKS_REFRESH_COOLDOWN for the whole site (the sample site keeps the default).
+    # One unknown-kid window per JWKS_REFRESH_COOLDOWN for the whole site (the sample site keeps the default);
+    # a window may cost a second fetch (a routine fetch in flight, or the database cache's non-atomic add on an
+    # expired row: docs/shared-cache.md, docs/caches.md).
     cooldown = ISSUER_DEFAULTS["JWKS_REFRESH_COOLDOWN"]
-    allowed = 1 + int(took // cooldown)
+    windows = 1 + int(took // cooldown)
     print(
         f"21 tokens with unknown kids in {took:.1f} s -> 401; JWKS requests at the issuer: {after - jwks} more "
-        f"(at most one per JWKS_REFRESH_COOLDOWN = {cooldown} s for the whole site: {allowed} in {took:.1f} s)"
+        f"(one window per JWKS_REFRESH_COOLDOWN = {cooldown} s for the whole site, at most two fetches each: "
+        f"{windows} windows in {took:.1f} s)"
     )
-    ok = ok and 1 <= after - jwks <= allowed
+    ok = ok and 1 <= after - jwks <= 2 * windows
     print("\ndemo OK" if ok else "\ndemo FAILED: an answer above is not the expected one")
     return ok
 
